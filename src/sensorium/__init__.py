@@ -1,0 +1,1 @@
+"""Sensorium: an embedded-first IoT time-series database."""

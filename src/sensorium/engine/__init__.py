@@ -1,0 +1,1 @@
+"""Storage engine: the write path and the read path; imports no protocol."""

@@ -1,0 +1,72 @@
+"""Pure value types shared by every layer: policies, aggregators, time ranges.
+
+Times are int64 epoch milliseconds (``*_ms``); ranges are inclusive at both ends.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidArgument
+
+
+class DuplicatePolicy(enum.IntEnum):
+    """What a write does when its timestamp already holds a sample (RedisTimeSeries names)."""
+
+    BLOCK = 0
+    FIRST = 1
+    LAST = 2
+    MIN = 3
+    MAX = 4
+    SUM = 5
+
+    @classmethod
+    def parse(cls, name: str | DuplicatePolicy) -> DuplicatePolicy:
+        if isinstance(name, DuplicatePolicy):
+            return name
+        try:
+            return cls[str(name).upper()]
+        except KeyError:
+            raise InvalidArgument("Unknown DUPLICATE_POLICY") from None
+
+
+# Aggregators a rule or a range query accepts; percentiles are written pNN or pNN.N.
+AGGREGATORS = (
+    "avg", "sum", "min", "max", "range", "count", "first", "last",
+    "std.p", "std.s", "var.p", "var.s", "twa",
+)
+# Reducers GROUPBY … REDUCE accepts (RedisTimeSeries refuses first/last/twa there).
+REDUCERS = ("avg", "sum", "min", "max", "range", "count", "std.p", "std.s", "var.p", "var.s")
+
+_PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
+
+
+def percentile_of(aggregator: str) -> float | None:
+    """The quantile in [0, 1] that ``pNN`` names, or None if it is not a percentile."""
+    m = _PERCENTILE.match(aggregator)
+    return float(m.group(1)) / 100.0 if m else None
+
+
+def parse_aggregator(name: str) -> str:
+    """Lower-case, validated aggregator name; raises InvalidArgument otherwise."""
+    agg = str(name).lower()
+    if agg in AGGREGATORS or percentile_of(agg) is not None:
+        return agg
+    raise InvalidArgument("Unknown aggregation type")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """Inclusive ``[min_time_ms, max_time_ms]``."""
+
+    min_time_ms: int
+    max_time_ms: int
+
+    def __contains__(self, ts_ms: int) -> bool:
+        return self.min_time_ms <= ts_ms <= self.max_time_ms
+
+
+MIN_TS = 0
+MAX_TS = 2**63 - 1

@@ -1,0 +1,48 @@
+"""Table: last write wins across batches, parts and selection by sid and time."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sensorium.engine.table import Rows, Table, ranges_to_index, sort_dedup
+
+
+def rows(sids, ts, values):
+    return Rows(np.asarray(sids, np.int32), np.asarray(ts, np.int64),
+                {"value": np.asarray(values, np.float64)})
+
+
+def test_ranges_to_index():
+    got = ranges_to_index(np.array([2, 10, 5]), np.array([4, 10, 7]))
+    assert got.tolist() == [2, 3, 5, 6]
+
+
+def test_sort_dedup_keeps_last_of_equal_keys():
+    r = sort_dedup(rows([1, 0, 1, 1], [5, 9, 5, 3], [1.0, 2.0, 3.0, 4.0]))
+    assert r.sids.tolist() == [0, 1, 1]
+    assert r.ts.tolist() == [9, 3, 5]
+    assert r.columns["value"].tolist() == [2.0, 4.0, 3.0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 50),
+                                   st.floats(-1e6, 1e6)), max_size=30), max_size=8),
+       st.integers(0, 5), st.integers(0, 50), st.integers(0, 50))
+def test_read_equals_naive_last_write_wins(batches, sid, lo, hi):
+    table = Table({"value": np.dtype(np.float64)}, cache=None)
+    truth: dict[tuple[int, int], float] = {}
+    for i, batch in enumerate(batches):
+        if not batch:
+            continue
+        s, t, v = zip(*batch, strict=True)
+        table.append(rows(s, t, v))
+        for a, b, c in batch:
+            truth[(a, b)] = c
+        if i % 3 == 2:
+            table.freeze()
+    got = table.read(np.array([sid], np.int32), lo, hi)
+    want = sorted((k, val) for k, val in truth.items() if k[0] == sid and lo <= k[1] <= hi)
+    assert list(zip(got.ts.tolist(), got.columns["value"].tolist(), strict=True)) == [
+        (k[1], val) for k, val in want]
+    everything = table.read(None, 0, 50)
+    assert len(everything) == len(truth)
