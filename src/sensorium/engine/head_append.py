@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import DuplicatePolicy
-from .series import EMPTY_TS
 from .table import Rows
 
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import block
-from .block import BlockMeta
+if TYPE_CHECKING:
+    from .block import BlockMeta
 
 Columns = dict[str, np.ndarray]
 
@@ -119,7 +120,7 @@ class Table:
         cache: shared decoded row-group cache of the blocks.
     """
 
-    def __init__(self, dtypes: dict[str, np.dtype], cache: block.RowGroupCache | None) -> None:
+    def __init__(self, dtypes: dict[str, np.dtype], cache: Any = None) -> None:
         self.dtypes = dtypes
         self.names = tuple(dtypes)
         self.cache = cache
@@ -202,6 +203,8 @@ class Table:
         """
         names = tuple(columns) if columns is not None else self.names
         chunks: list[Rows] = []
+        if self.blocks:
+            from . import block
         for meta in self.blocks:
             if meta.max_ts < min_ts or meta.min_ts > max_ts:
                 continue
