@@ -127,6 +127,7 @@ class Table:
         self.unsorted: list[Rows] = []
         self.unsorted_rows = 0
         self.parts: list[Rows] = []
+        self.flushing: Rows | None = None  # frozen rows being written to a block
         self.blocks: list[BlockMeta] = []
 
     # -- write path -------------------------------------------------------------------------
@@ -148,46 +149,31 @@ class Table:
             self.parts = [sort_dedup(concat(self.parts, self.names))]
 
     def memory_rows(self) -> int:
-        return self.unsorted_rows + sum(len(p) for p in self.parts)
+        flushing = len(self.flushing) if self.flushing is not None else 0
+        return self.unsorted_rows + sum(len(p) for p in self.parts) + flushing
 
     def memory_bytes(self) -> int:
         per_row = 4 + 8 + sum(np.dtype(d).itemsize for d in self.dtypes.values())
         return self.memory_rows() * per_row
 
     def snapshot_memory(self) -> Rows:
-        """Freezes and returns all in-memory rows as one sorted, deduplicated Rows."""
+        """Moves all in-memory rows into one sorted ``flushing`` part and returns it.
+
+        Later appends start new parts; ``replace`` swaps the part for its block. One flush
+        at a time.
+        """
+        assert self.flushing is None, "BUG: a flush is already in progress"
         self.freeze()
-        merged = sort_dedup(concat(self.parts, self.names))
-        self.parts = [merged] if len(merged) else []
-        return merged
+        self.flushing = sort_dedup(concat(self.parts, self.names))
+        self.parts = []
+        return self.flushing
 
     def replace(self, flushed: Rows, new_block: BlockMeta | None) -> None:
         """After a flush: drops the flushed part and lists its block (under the db lock)."""
-        self.parts = [p for p in self.parts if p is not flushed]
+        assert flushed is self.flushing
         if new_block is not None:
             self.blocks.append(new_block)
-
-    def delete(self, sid: int, min_ts: int, max_ts: int) -> int:
-        """Deletes one series' rows in the inclusive range from memory; returns how many.
-
-        Blocks are filtered by ``block_delete`` (rewrite) which the database drives.
-        """
-        self.freeze()
-        removed = 0
-        new_parts = []
-        for p in self.parts:
-            lo, hi = np.searchsorted(p.sids, [sid, sid + 1])
-            ts = p.ts[lo:hi]
-            a = np.searchsorted(ts, min_ts, "left")
-            b = np.searchsorted(ts, max_ts, "right")
-            if b > a:
-                removed += int(b - a)
-                keep = np.ones(len(p), bool)
-                keep[lo + a : lo + b] = False
-                p = p.take(np.flatnonzero(keep))
-            new_parts.append(p)
-        self.parts = new_parts
-        return removed
+        self.flushing = None
 
     # -- read path --------------------------------------------------------------------------
     def read(
@@ -211,7 +197,7 @@ class Table:
             s, t, cols = block.read(meta, sids, min_ts, max_ts, names, cache=self.cache)
             if len(t):
                 chunks.append(Rows(s, t, cols))
-        for p in self.parts:
+        for p in ([self.flushing] if self.flushing is not None else []) + self.parts:
             got = select_sorted(_project(p, names), sids, min_ts, max_ts)
             if len(got):
                 chunks.append(got)

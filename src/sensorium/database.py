@@ -1,0 +1,528 @@
+"""The public Python API: method names and keywords of redis-py's ``r.ts()``.
+
+Code written for ``redis.Redis().ts()`` ports by changing one line::
+
+    ts = sensorium.open("./data")          # instead of redis.Redis().ts()
+    ts.create("sensor:1", retention_msecs=7 * 86_400_000, labels={"zone": "A"})
+    ts.add("sensor:1", "*", 21.5)
+    ts.range("sensor:1", "-", "+", aggregation_type="avg", bucket_size_msec=60_000)
+
+Replies have redis-py's shapes (``range`` → list of (ts, value) tuples, ``get`` → tuple or
+None, ``mrange`` → list of {key: [labels, samples]}). Errors are ``SensoriumError`` subclasses
+carrying RedisTimeSeries' messages. ``madd`` also takes columns for high-rate ingest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .config import DatabaseOptions
+from .engine import read
+from .engine.db import AppendResult, Engine
+from .engine.head_append import MESSAGES, Status
+from .engine.index import matchers_from_dict, parse_filters
+from .engine.query import Aggregation, reduce_group
+from .errors import DuplicateSample as DuplicateSampleError
+from .errors import InvalidArgument, InvalidSampleError, OutOfRetention, SeriesNotFound, TooOld
+from .model import REDUCERS, DuplicatePolicy, parse_aggregator
+
+_ERRORS = {Status.OUT_OF_RETENTION: OutOfRetention, Status.DUPLICATE_BLOCKED: DuplicateSampleError}
+MAX_TS = 2**62
+
+
+def open(path: str, options: DatabaseOptions | None = None, **kwargs: Any) -> Database:  # noqa: A001
+    """Opens (or creates) the database in directory ``path``.
+
+    Keyword arguments are ``DatabaseOptions`` fields (e.g. ``fsync="periodic"``).
+    """
+    if kwargs:
+        options = DatabaseOptions(**{**_asdict(options or DatabaseOptions()), **kwargs})
+    return Database(Engine.open(path, options))
+
+
+def _asdict(o: DatabaseOptions) -> dict[str, Any]:
+    return {k: getattr(o, k) for k in o.__slots__}  # type: ignore[attr-defined]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _ts(value: int | str | None, *, default: int | None = None) -> int:
+    if value is None or value == "*":
+        return _now_ms() if default is None else default
+    try:
+        ts = int(value)
+    except (TypeError, ValueError):
+        raise InvalidSampleError("invalid timestamp") from None
+    if ts < 0:
+        raise InvalidSampleError("invalid timestamp, must be a nonnegative integer")
+    return ts
+
+
+def _bound(value: int | str, low: bool) -> int:
+    if value == "-":
+        return 0
+    if value == "+":
+        return MAX_TS
+    try:
+        ts = int(value)
+    except (TypeError, ValueError):
+        raise InvalidArgument("wrong fromTimestamp" if low else "wrong toTimestamp") from None
+    if ts < 0:
+        raise InvalidArgument("wrong fromTimestamp" if low else "wrong toTimestamp")
+    return ts
+
+
+def _policy(p: str | DuplicatePolicy | None) -> DuplicatePolicy | None:
+    return None if p is None else DuplicatePolicy.parse(p)
+
+
+class Database:
+    """An open Sensorium database. Thread-safe; close it (or use ``with``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- series -----------------------------------------------------------------------------
+    def create(self, key: str, retention_msecs: int | None = None, uncompressed: bool = False,
+               labels: dict[str, str] | None = None, chunk_size: int | None = None,
+               duplicate_policy: str | None = None, ignore_max_time_diff: int | None = None,
+               ignore_max_val_diff: float | None = None) -> bool:
+        if retention_msecs is not None and int(retention_msecs) < 0:
+            raise InvalidArgument("Couldn't parse RETENTION")
+        self.engine.create(key, labels=labels, retention_ms=retention_msecs,
+                           policy=_policy(duplicate_policy), chunk_size=chunk_size or 4096,
+                           ignore_max_time_diff=ignore_max_time_diff or 0,
+                           ignore_max_val_diff=ignore_max_val_diff or 0.0)
+        return True
+
+    def alter(self, key: str, retention_msecs: int | None = None,
+              labels: dict[str, str] | None = None, chunk_size: int | None = None,
+              duplicate_policy: str | None = None, ignore_max_time_diff: int | None = None,
+              ignore_max_val_diff: float | None = None) -> bool:
+        ignore = None
+        if ignore_max_time_diff is not None or ignore_max_val_diff is not None:
+            ignore = (ignore_max_time_diff or 0, ignore_max_val_diff or 0.0)
+        self.engine.alter(key, labels=labels, retention_ms=retention_msecs,
+                          policy=_policy(duplicate_policy), chunk_size=chunk_size, ignore=ignore)
+        return True
+
+    def delete_series(self, key: str) -> bool:
+        """Deletes a whole series (``DEL key`` in Redis)."""
+        self.engine.delete_series(key)
+        return True
+
+    # -- writes -----------------------------------------------------------------------------
+    def add(self, key: str, timestamp: int | str, value: float,
+            retention_msecs: int | None = None, uncompressed: bool = False,
+            labels: dict[str, str] | None = None, chunk_size: int | None = None,
+            duplicate_policy: str | None = None, ignore_max_time_diff: int | None = None,
+            ignore_max_val_diff: float | None = None, on_duplicate: str | None = None) -> int:
+        """Adds one sample, creating the series if needed; returns its timestamp."""
+        ts = _ts(timestamp)
+        value = _value(value)
+        eng = self.engine
+        with eng.lock:
+            if key not in eng.registry.by_key:
+                self.create(key, retention_msecs, uncompressed, labels, chunk_size,
+                            duplicate_policy, ignore_max_time_diff, ignore_max_val_diff)
+                on_duplicate = None  # ignored when the call creates the key, as in Redis
+            sid = eng.registry.sid(key)
+            if self._ignored(sid, ts, value, on_duplicate):
+                return int(eng.registry.max_ts[sid])
+            res = eng.append(np.array([sid]), np.array([ts]), np.array([value]),
+                             override=_policy(on_duplicate))
+        _raise_first(res)
+        return ts
+
+    def _ignored(self, sid: int, ts: int, value: float, on_duplicate: str | None) -> bool:
+        """The IGNORE filter: a near-duplicate of the newest sample under policy LAST."""
+        eng = self.engine
+        meta = eng.registry.get(sid)
+        if meta.ignore_max_time_diff <= 0 and meta.ignore_max_val_diff <= 0:
+            return False
+        policy = _policy(on_duplicate)
+        if policy is None:
+            own = int(eng.registry.policy[sid])
+            policy = DuplicatePolicy(own) if own >= 0 else eng.options.duplicate_policy
+        mx = int(eng.registry.max_ts[sid])
+        return (policy == DuplicatePolicy.LAST and sid not in eng.rules and mx >= 0
+                and ts >= mx and ts - mx <= meta.ignore_max_time_diff
+                and abs(value - float(eng.registry.last_value[sid])) <= meta.ignore_max_val_diff)
+
+    def madd(self, ktv_tuples: Sequence[tuple[str, int | str, float]] | Sequence[str] | np.ndarray,
+             timestamps: Iterable[int] | np.ndarray | None = None,
+             values: Iterable[float] | np.ndarray | None = None, *,
+             create: bool = True) -> list[int | InvalidSampleError] | AppendResult:
+        """Adds many samples.
+
+        Two forms:
+          * ``madd([(key, ts, value), ...])`` — redis-py's form and RedisTimeSeries' MADD
+            semantics: keys must exist; returns one timestamp or exception per sample.
+          * ``madd(keys, timestamps, values)`` — columns (numpy arrays or sequences) for
+            many series at once, the fast path; missing series are created with the
+            database defaults when ``create``; returns an ``AppendResult`` (per-row status).
+        """
+        if timestamps is None:
+            return self._madd_tuples(ktv_tuples)  # type: ignore[arg-type]
+        keys = ktv_tuples
+        ts = np.asarray(timestamps, np.int64)
+        vals = np.asarray(values, np.float64)
+        if not (len(keys) == len(ts) == len(vals)):
+            raise InvalidArgument("keys, timestamps and values must have the same length")
+        eng = self.engine
+        with eng.lock:
+            sids = eng.registry.sids(keys)
+            if create and (sids < 0).any():
+                eng.create_many([k for k, s in zip(keys, sids.tolist(), strict=True) if s < 0])
+                sids = eng.registry.sids(keys)
+            return eng.append(sids, ts, vals)
+
+    def _madd_tuples(self, ktv: Sequence[tuple[str, int | str, float]]
+                     ) -> list[int | InvalidSampleError]:
+        n = len(ktv)
+        status = np.zeros(n, np.int8)
+        ts = np.zeros(n, np.int64)
+        vals = np.zeros(n)
+        errors: dict[int, InvalidSampleError] = {}
+        for i, (_, t, v) in enumerate(ktv):
+            try:
+                ts[i], vals[i] = _ts(t), _value(v)
+            except InvalidSampleError as exc:
+                errors[i] = exc
+                status[i] = 1
+        eng = self.engine
+        with eng.lock:
+            sids = eng.registry.sids([k for k, _, _ in ktv])
+            good = np.flatnonzero(status == 0)  # rows that parsed
+            res = eng.append(sids[good], ts[good], vals[good])
+        out: list[int | InvalidSampleError] = []
+        st_full = np.zeros(n, np.int8)
+        st_full[good] = res.status
+        for i in range(n):
+            if i in errors:
+                out.append(errors[i])
+            elif st_full[i] == Status.OK:
+                out.append(int(ts[i]))
+            else:
+                code = Status(int(st_full[i]))
+                out.append(_ERRORS.get(code, InvalidSampleError)(MESSAGES[code]))
+        return out
+
+    def incrby(self, key: str, value: float, timestamp: int | str | None = None,
+               retention_msecs: int | None = None, uncompressed: bool = False,
+               labels: dict[str, str] | None = None, chunk_size: int | None = None,
+               duplicate_policy: str | None = None, ignore_max_time_diff: int | None = None,
+               ignore_max_val_diff: float | None = None) -> int:
+        return self._incr(key, _incr_value(value), timestamp, retention_msecs, labels,
+                          chunk_size, duplicate_policy, ignore_max_time_diff,
+                          ignore_max_val_diff)
+
+    def decrby(self, key: str, value: float, timestamp: int | str | None = None,
+               retention_msecs: int | None = None, uncompressed: bool = False,
+               labels: dict[str, str] | None = None, chunk_size: int | None = None,
+               duplicate_policy: str | None = None, ignore_max_time_diff: int | None = None,
+               ignore_max_val_diff: float | None = None) -> int:
+        return self._incr(key, -_incr_value(value), timestamp, retention_msecs, labels,
+                          chunk_size, duplicate_policy, ignore_max_time_diff,
+                          ignore_max_val_diff)
+
+    def _incr(self, key: str, delta: float, timestamp: int | str | None,
+              retention_msecs: int | None, labels: dict[str, str] | None,
+              chunk_size: int | None, duplicate_policy: str | None,
+              ignore_t: int | None, ignore_v: float | None) -> int:
+        ts = _ts(timestamp)
+        eng = self.engine
+        with eng.lock:
+            if key not in eng.registry.by_key:
+                self.create(key, retention_msecs, False, labels, chunk_size, duplicate_policy,
+                            ignore_t, ignore_v)
+            sid = eng.registry.sid(key)
+            mx = int(eng.registry.max_ts[sid])
+            if mx >= 0 and ts < mx:
+                raise TooOld()
+            last = float(eng.registry.last_value[sid]) if mx >= 0 else 0.0
+            res = eng.append(np.array([sid]), np.array([ts]), np.array([last + delta]),
+                             override=DuplicatePolicy.LAST)
+        _raise_first(res)
+        return ts
+
+    def delete(self, key: str, from_time: int | str, to_time: int | str) -> int:
+        """Deletes the samples of ``key`` in [from_time, to_time]; returns how many."""
+        lo, hi = _bound(from_time, True), _bound(to_time, False)
+        if lo > hi:
+            return 0
+        return self.engine.delete_range(key, lo, hi)
+
+    # -- rules ------------------------------------------------------------------------------
+    def createrule(self, source_key: str, dest_key: str, aggregation_type: str,
+                   bucket_size_msec: int, align_timestamp: int | None = None) -> bool:
+        self.engine.create_rule(source_key, dest_key, aggregation_type, int(bucket_size_msec),
+                                int(align_timestamp or 0))
+        return True
+
+    def deleterule(self, source_key: str, dest_key: str) -> bool:
+        self.engine.delete_rule(source_key, dest_key)
+        return True
+
+    # -- reads ------------------------------------------------------------------------------
+    def range(self, key: str, from_time: int | str, to_time: int | str,
+              count: int | None = None, aggregation_type: str | None = None,
+              bucket_size_msec: int | None = 0, filter_by_ts: list[int] | None = None,
+              filter_by_min_value: float | None = None,
+              filter_by_max_value: float | None = None, align: int | str | None = None,
+              latest: bool | None = False, bucket_timestamp: str | None = None,
+              empty: bool | None = False) -> list[tuple[int, float]]:
+        return self._range(key, from_time, to_time, False, count, aggregation_type,
+                           bucket_size_msec, filter_by_ts, filter_by_min_value,
+                           filter_by_max_value, align, latest, bucket_timestamp, empty)
+
+    def revrange(self, key: str, from_time: int | str, to_time: int | str,
+                 count: int | None = None, aggregation_type: str | None = None,
+                 bucket_size_msec: int | None = 0, filter_by_ts: list[int] | None = None,
+                 filter_by_min_value: float | None = None,
+                 filter_by_max_value: float | None = None, align: int | str | None = None,
+                 latest: bool | None = False, bucket_timestamp: str | None = None,
+                 empty: bool | None = False) -> list[tuple[int, float]]:
+        return self._range(key, from_time, to_time, True, count, aggregation_type,
+                           bucket_size_msec, filter_by_ts, filter_by_min_value,
+                           filter_by_max_value, align, latest, bucket_timestamp, empty)
+
+    def _range(self, key: str, from_time: int | str, to_time: int | str, reverse: bool,
+               *args: Any) -> list[tuple[int, float]]:
+        eng = self.engine
+        with eng.lock:
+            sid = eng.registry.sid(key)
+            lo, hi, opts = _range_options(from_time, to_time, reverse, *args)
+            series = read.multi_range(eng, np.array([sid]), lo, hi, opts)[0]
+        return list(zip(series.ts.tolist(), series.values.tolist(), strict=True))
+
+    def mrange(self, from_time: int | str, to_time: int | str, filters: list[str],
+               count: int | None = None, aggregation_type: str | None = None,
+               bucket_size_msec: int | None = 0, with_labels: bool | None = False,
+               filter_by_ts: list[int] | None = None, filter_by_min_value: float | None = None,
+               filter_by_max_value: float | None = None, groupby: str | None = None,
+               reduce: str | None = None, select_labels: list[str] | None = None,
+               align: int | str | None = None, latest: bool | None = False,
+               bucket_timestamp: str | None = None, empty: bool | None = False
+               ) -> list[dict[str, list[Any]]]:
+        return self._mrange(from_time, to_time, filters, False, count, aggregation_type,
+                            bucket_size_msec, with_labels, filter_by_ts, filter_by_min_value,
+                            filter_by_max_value, groupby, reduce, select_labels, align, latest,
+                            bucket_timestamp, empty)
+
+    def mrevrange(self, from_time: int | str, to_time: int | str, filters: list[str],
+                  count: int | None = None, aggregation_type: str | None = None,
+                  bucket_size_msec: int | None = 0, with_labels: bool | None = False,
+                  filter_by_ts: list[int] | None = None,
+                  filter_by_min_value: float | None = None,
+                  filter_by_max_value: float | None = None, groupby: str | None = None,
+                  reduce: str | None = None, select_labels: list[str] | None = None,
+                  align: int | str | None = None, latest: bool | None = False,
+                  bucket_timestamp: str | None = None, empty: bool | None = False
+                  ) -> list[dict[str, list[Any]]]:
+        return self._mrange(from_time, to_time, filters, True, count, aggregation_type,
+                            bucket_size_msec, with_labels, filter_by_ts, filter_by_min_value,
+                            filter_by_max_value, groupby, reduce, select_labels, align, latest,
+                            bucket_timestamp, empty)
+
+    def _mrange(self, from_time: int | str, to_time: int | str, filters: Any, reverse: bool,
+                count: int | None, aggregation_type: str | None, bucket_size_msec: int | None,
+                with_labels: bool | None, filter_by_ts: list[int] | None,
+                min_value: float | None, max_value: float | None, groupby: str | None,
+                reducer: str | None, select_labels: list[str] | None, align: int | str | None,
+                latest: bool | None, bucket_timestamp: str | None, empty: bool | None
+                ) -> list[dict[str, list[Any]]]:
+        if with_labels and select_labels:
+            raise InvalidArgument("cannot accept WITHLABELS and SELECT_LABELS together")
+        if (groupby is None) != (reducer is None):
+            raise InvalidArgument("GROUPBY and REDUCE must be given together")
+        eng = self.engine
+        with eng.lock:
+            sids = self._select(filters)
+            lo, hi, opts = _range_options(from_time, to_time, False, None, aggregation_type,
+                                          bucket_size_msec, filter_by_ts, min_value, max_value,
+                                          align, latest, bucket_timestamp, empty)
+            if count is not None and int(count) <= 0:
+                raise InvalidArgument("Invalid COUNT value")
+            results = read.multi_range(eng, sids, lo, hi, opts)
+            keyed = sorted(((eng.registry.key(s.sid), s) for s in results), key=lambda x: x[0])
+            if groupby is not None:
+                return self._group(keyed, groupby, str(reducer).lower(), reverse, count,
+                                   with_labels, select_labels)
+            out = []
+            for key, s in keyed:
+                ts, vals = (s.ts[::-1], s.values[::-1]) if reverse else (s.ts, s.values)
+                if count is not None:
+                    ts, vals = ts[:count], vals[:count]
+                labels = self._labels(s.sid, with_labels, select_labels)
+                out.append({key: [labels, list(zip(ts.tolist(), vals.tolist(), strict=True))]})
+        return out
+
+    def _group(self, keyed: list[tuple[str, Any]], label: str, reducer: str, reverse: bool,
+               count: int | None, with_labels: bool | None,
+               select_labels: list[str] | None) -> list[dict[str, list[Any]]]:
+        if reducer not in REDUCERS:
+            raise InvalidArgument("Invalid reducer type")
+        groups: dict[str, list[tuple[str, Any]]] = {}
+        for key, s in keyed:
+            value = self.engine.registry.get(s.sid).labels.get(label)
+            if value is not None:
+                groups.setdefault(value, []).append((key, s))
+        out = []
+        for value in sorted(groups):
+            members = groups[value]
+            red = reduce_group([s for _, s in members], reducer)
+            ts, vals = (red.ts[::-1], red.values[::-1]) if reverse else (red.ts, red.values)
+            if count is not None:
+                ts, vals = ts[:count], vals[:count]
+            labels: dict[str, str | None] = {}
+            if with_labels:
+                labels = {label: value, "__reducer__": reducer,
+                          "__source__": ",".join(k for k, _ in members)}
+            elif select_labels:
+                for name in select_labels:
+                    vs = {self.engine.registry.get(s.sid).labels.get(name) for _, s in members}
+                    labels[name] = vs.pop() if len(vs) == 1 else None
+            out.append({f"{label}={value}": [labels,
+                                              list(zip(ts.tolist(), vals.tolist(), strict=True))]})
+        return out
+
+    def _select(self, filters: Any) -> np.ndarray:
+        if isinstance(filters, dict):
+            matchers = matchers_from_dict(filters)
+        else:
+            matchers = parse_filters(list(filters))
+        return self.engine.registry.index.select(matchers)
+
+    def _labels(self, sid: int, with_labels: bool | None,
+                select_labels: list[str] | None) -> dict[str, str | None]:
+        labels = self.engine.registry.get(sid).labels
+        if with_labels:
+            return dict(labels)
+        if select_labels:
+            return {name: labels.get(name) for name in select_labels}
+        return {}
+
+    def get(self, key: str, latest: bool | None = False) -> tuple[int, float] | None:
+        eng = self.engine
+        with eng.lock:
+            return read.last_sample(eng, eng.registry.sid(key), bool(latest))
+
+    def mget(self, filters: list[str], with_labels: bool | None = False,
+             select_labels: list[str] | None = None, latest: bool | None = False
+             ) -> list[dict[str, list[Any]]]:
+        if with_labels and select_labels:
+            raise InvalidArgument("cannot accept WITHLABELS and SELECT_LABELS together")
+        eng = self.engine
+        with eng.lock:
+            out = []
+            sids = self._select(filters)
+            for key, sid in sorted((eng.registry.key(s), s) for s in sids.tolist()):
+                sample = read.last_sample(eng, sid, bool(latest))
+                labels = self._labels(sid, with_labels, select_labels)
+                out.append({key: [labels, *(sample if sample else (None, None))]})
+            return out
+
+    def info(self, key: str) -> dict[str, Any]:
+        eng = self.engine
+        with eng.lock:
+            return read.info(eng, eng.registry.sid(key))
+
+    def queryindex(self, filters: list[str]) -> list[str]:
+        eng = self.engine
+        with eng.lock:
+            return sorted(eng.registry.key(s) for s in self._select(filters).tolist())
+
+    def keys(self) -> list[str]:
+        with self.engine.lock:
+            return sorted(self.engine.registry.by_key)
+
+    def exists(self, key: str) -> bool:
+        return key in self.engine.registry.by_key
+
+    def checkpoint(self) -> None:
+        """Writes memory to compressed blocks now and truncates the log."""
+        self.engine.checkpoint()
+
+
+def _value(value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidSampleError("invalid value") from None
+    if not np.isfinite(v):
+        raise InvalidSampleError("invalid value")
+    return v
+
+
+def _incr_value(value: Any) -> float:
+    try:
+        return _value(value)
+    except InvalidSampleError:
+        raise InvalidSampleError("invalid increase/decrease value") from None
+
+
+def _raise_first(res: AppendResult) -> None:
+    code = Status(int(res.status[0]))
+    if code == Status.OK:
+        return
+    if code == Status.NOT_FOUND:
+        raise SeriesNotFound()
+    raise _ERRORS.get(code, InvalidSampleError)(MESSAGES[code])
+
+
+def _range_options(from_time: int | str, to_time: int | str, reverse: bool,
+                   count: int | None, aggregation_type: str | None,
+                   bucket_size_msec: int | None, filter_by_ts: list[int] | None,
+                   min_value: float | None, max_value: float | None,
+                   align: int | str | None, latest: bool | None,
+                   bucket_timestamp: str | None, empty: bool | None
+                   ) -> tuple[int, int, read.RangeOptions]:
+    lo, hi = _bound(from_time, True), _bound(to_time, False)
+    if count is not None and int(count) <= 0:
+        raise InvalidArgument("Invalid COUNT value")
+    if (min_value is None) != (max_value is None):
+        raise InvalidArgument("FILTER_BY_VALUE one or more arguments are missing")
+    agg = None
+    if aggregation_type is not None:
+        align_ms = 0
+        if align in ("-", "start"):
+            if from_time == "-":
+                raise InvalidArgument("start alignment can only be used with explicit start "
+                                      "timestamp")
+            align_ms = lo
+        elif align in ("+", "end"):
+            if to_time == "+":
+                raise InvalidArgument("end alignment can only be used with explicit end "
+                                      "timestamp")
+            align_ms = hi
+        elif align is not None:
+            try:
+                align_ms = int(align)
+            except ValueError:
+                raise InvalidArgument("unknown ALIGN parameter") from None
+        bt = {None: "-", "-": "-", "start": "-", "+": "+", "end": "+", "~": "~", "mid": "~"}
+        if bucket_timestamp not in bt:
+            raise InvalidArgument("unknown BUCKETTIMESTAMP parameter")
+        agg = Aggregation(parse_aggregator(aggregation_type), int(bucket_size_msec or 0),
+                          align_ms, bt[bucket_timestamp], bool(empty))
+    elif align is not None:
+        raise InvalidArgument("ALIGN parameter can only be used with AGGREGATION")
+    return lo, hi, read.RangeOptions(
+        agg, None if filter_by_ts is None else np.asarray(filter_by_ts, np.int64),
+        min_value, max_value, None if count is None else int(count), reverse, bool(latest))

@@ -1,0 +1,551 @@
+"""Immutable Parquet blocks: sorted (sid, ts) rows, compressed (write path flush, read path scan).
+
+A block is one Parquet file of rows sorted by (sid, ts) with named int64/float64 columns. Each
+column is delta coded *within a series* and zigzagged, floats first become integer mantissas
+at a per-series decimal scale, and the result is stored BYTE_STREAM_SPLIT + zstd: typical
+sensor data costs under a byte per sample. The sid column is not stored: the series index in
+the footer (sids, row counts, first/last ts) says which rows belong to which series, and lets
+a read decode only the row groups it needs. Byte layout: docs/format/block.md.
+
+Blocks are immutable and ``BlockMeta`` is frozen, so every function here is thread-safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import uuid
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import CorruptionError, InvalidArgument
+
+Columns = dict[str, np.ndarray]
+
+FORMAT_VERSION = 1
+# Rows per row group, the unit of decoding and caching. Decoding 64 Ki rows takes well under
+# a millisecond per column; much smaller groups bloat the footer (one entry per column chunk).
+ROW_GROUP_ROWS = 65_536
+# Rows encoded at once while writing: bounds the encoder's temporaries (~60 bytes a row).
+ENCODE_BATCH_ROWS = 1 << 22
+# Level 3 is the knee: level 9 saves ~2% more and writes ~3x slower.
+ZSTD_LEVEL = 3
+# Largest decimal scale tried; 10**12 still keeps realistic mantissas below 2**53.
+MAX_SCALE = 12
+# Rows of each run tried at every scale before the whole run is checked at the winner.
+SCALE_SAMPLE_ROWS = 8
+# Scale marking a run stored as raw IEEE-754 bits (NaN, inf, -0.0, full-precision floats).
+SCALE_RAW = -1
+SCALE_SUFFIX = "__scale"
+_META_KEY = "sensorium.block"
+_INDEX_KEY = "sensorium.index"
+_POW10 = 10.0 ** np.arange(MAX_SCALE + 1)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BlockMeta:
+    """What a reader needs to know of one block, loaded without scanning its rows.
+
+    ``index_*`` arrays are parallel and sorted by sid: series ``index_sids[i]`` owns rows
+    ``[index_start[i], index_end[i])`` with timestamps in ``[index_min_ts[i], index_max_ts[i]]``
+    (ms, inclusive). Row group ``k`` holds rows ``[rg_start[k], rg_start[k + 1])``. Arrays are
+    read-only.
+    """
+
+    path: str
+    uid: str  # unique per written file: cache key that survives a path being reused
+    rows: int
+    min_ts: int
+    max_ts: int
+    size_bytes: int
+    columns: dict[str, np.dtype]
+    index_sids: np.ndarray
+    index_start: np.ndarray
+    index_end: np.ndarray
+    index_min_ts: np.ndarray
+    index_max_ts: np.ndarray
+    rg_start: np.ndarray
+    rg_first_ts: np.ndarray
+    rg_last_ts: np.ndarray
+    footer: pq.FileMetaData = field(repr=False)
+
+
+class RowGroupCache:
+    """LRU of decoded row groups keyed by (block uid, row group), bounded in bytes.
+
+    Thread-safe. Cached arrays are shared with every reader and must not be modified.
+    """
+
+    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, int], Columns] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[str, int]) -> Columns | None:
+        with self._lock:
+            got = self._entries.get(key)
+            if got is not None:
+                self._entries.move_to_end(key)
+            return got
+
+    def put(self, key: tuple[str, int], cols: Columns) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.nbytes -= sum(a.nbytes for a in old.values())
+            self._entries[key] = cols
+            self.nbytes += sum(a.nbytes for a in cols.values())
+            while self.nbytes > self.max_bytes and self._entries:
+                _, dropped = self._entries.popitem(last=False)
+                self.nbytes -= sum(a.nbytes for a in dropped.values())
+
+
+# -- write path -------------------------------------------------------------------------------
+def write_block(
+    path: str,
+    sids: np.ndarray,
+    ts: np.ndarray,
+    columns: Columns,
+    *,
+    row_group_rows: int = ROW_GROUP_ROWS,
+    compression_level: int = ZSTD_LEVEL,
+) -> BlockMeta:
+    """Writes rows sorted by (sid, ts) as a block at ``path``, atomically.
+
+    The file is written to ``path + ".tmp"``, fsynced, renamed over ``path`` and the directory
+    fsynced, so a crash leaves either no block or a whole one (plus maybe a stale ``.tmp``,
+    which is never read as a block and is overwritten by the next write).
+
+    Args:
+        sids: int32 series ids; ts: int64 ms; strictly increasing by (sid, ts), non-empty.
+        columns: equal-length int64 or float64 arrays (other int/float dtypes are widened);
+            floats round-trip bit-exactly, NaN payloads and -0.0 included.
+        row_group_rows: target rows per row group; groups are cut at series starts when one
+            lies in the last ``row_group_rows`` rows before the target.
+
+    Raises:
+        InvalidArgument: a column name is reserved or its dtype is not integer/float.
+        AssertionError: rows are empty, unsorted or lengths differ.
+    """
+    sids = np.ascontiguousarray(sids, np.int32)
+    ts = np.ascontiguousarray(ts, np.int64)
+    n = len(ts)
+    assert n > 0 and len(sids) == n, "BUG: empty block or sids/ts lengths differ"
+    assert (np.diff(sids) >= 0).all(), "BUG: rows not sorted by sid"
+    starts = np.flatnonzero(np.r_[True, sids[1:] != sids[:-1]])
+    same = sids[1:] == sids[:-1]
+    assert (ts[1:][same] > ts[:-1][same]).all(), "BUG: ts not strictly increasing in a series"
+    cols = {name: _as_column(name, a, n) for name, a in columns.items()}
+
+    ends = np.r_[starts[1:], n]
+    rg_start = _plan_row_groups(starts, n, row_group_rows)
+    meta_json = {
+        "version": FORMAT_VERSION, "uid": uuid.uuid4().hex, "rows": n,
+        "min_ts": int(ts.min()), "max_ts": int(ts.max()),
+        "columns": {name: a.dtype.name for name, a in cols.items()},
+    }
+    index = {
+        "sids": sids[starts], "counts": ends - starts,
+        "min_ts": ts[starts], "max_ts": ts[ends - 1],
+        "rg_rows": np.diff(rg_start), "rg_first_ts": ts[rg_start[:-1]],
+        "rg_last_ts": ts[rg_start[1:] - 1],
+    }
+    blob = _pack_index(index, meta_json["min_ts"])
+    meta_json["index_crc32"] = zlib.crc32(blob)
+    fields = [pa.field("ts", pa.int64())]
+    for name in cols:
+        fields.append(pa.field(name, pa.int64()))
+        if cols[name].dtype.kind == "f":
+            fields.append(pa.field(name + SCALE_SUFFIX, pa.int8()))
+    schema = pa.schema(fields)
+    tmp = path + ".tmp"
+    try:
+        with pq.ParquetWriter(
+            tmp, schema, compression="zstd", compression_level=compression_level,
+            use_dictionary=[f.name for f in fields if f.name.endswith(SCALE_SUFFIX)],
+            column_encoding={f.name: "BYTE_STREAM_SPLIT" for f in fields if f.type == pa.int64()},
+            write_statistics=False,  # delta codes have useless min/max; the index prunes instead
+            store_schema=False,  # no ARROW:schema: the footer stays small
+            write_page_checksum=True,
+        ) as writer:
+            for lo, hi in _batches(rg_start):
+                _write_batch(writer, schema, ts, cols, starts, rg_start, lo, hi)
+            writer.add_key_value_metadata({
+                _META_KEY: json.dumps(meta_json), _INDEX_KEY: base64.b64encode(blob).decode(),
+            })
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+    return _make_meta(path, meta_json, list(index.values()), pq.read_metadata(path))
+
+
+def _as_column(name: str, a: np.ndarray, n: int) -> np.ndarray:
+    if name == "ts" or name.endswith(SCALE_SUFFIX):
+        raise InvalidArgument(f"column name {name!r} is reserved")
+    a = np.asarray(a)
+    assert len(a) == n, f"BUG: column {name!r} has {len(a)} rows, expected {n}"
+    if a.dtype.kind == "f":
+        return np.ascontiguousarray(a, np.float64)
+    if a.dtype.kind in "iub":
+        return np.ascontiguousarray(a, np.int64)
+    raise InvalidArgument(f"column {name!r} has unsupported dtype {a.dtype}")
+
+
+def _plan_row_groups(starts: np.ndarray, n: int, rows: int) -> np.ndarray:
+    """Row group offsets (with n at the end): each cut at a multiple of ``rows`` moves back
+    to the last series start after the previous multiple, so most series sit in one group."""
+    targets = np.arange(rows, n, rows, dtype=np.int64)
+    if len(targets) == 0:
+        return np.array([0, n], np.int64)
+    snapped = starts[np.searchsorted(starts, targets, side="right") - 1]
+    cuts = np.where(snapped > targets - rows, snapped, targets)
+    return np.unique(np.r_[0, cuts, n]).astype(np.int64)
+
+
+def _batches(rg_start: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of whole row groups (indices lo..hi) of about ENCODE_BATCH_ROWS rows."""
+    out, lo = [], 0
+    for k in range(1, len(rg_start)):
+        if rg_start[k] - rg_start[lo] >= ENCODE_BATCH_ROWS or k == len(rg_start) - 1:
+            out.append((lo, k))
+            lo = k
+    return out
+
+
+def _write_batch(
+    writer: pq.ParquetWriter, schema: pa.Schema, ts: np.ndarray,
+    cols: Columns, starts: np.ndarray, rg_start: np.ndarray, lo: int, hi: int,
+) -> None:
+    r0, r1 = int(rg_start[lo]), int(rg_start[hi])
+    # Restart rows begin a series or a row group: the delta chain restarts there, so every
+    # row group decodes on its own.
+    restart = np.zeros(r1 - r0, bool)
+    restart[starts[(starts >= r0) & (starts < r1)] - r0] = True
+    restart[rg_start[lo:hi] - r0] = True
+    out: dict[str, np.ndarray] = {"ts": _encode_ts(ts[r0:r1], restart)}
+    for name, a in cols.items():
+        if a.dtype.kind == "f":
+            mantissa, scale = _decimal_scale(a[r0:r1], np.flatnonzero(restart))
+            out[name] = _encode_delta(mantissa, restart)
+            out[name + SCALE_SUFFIX] = scale
+        else:
+            out[name] = _encode_delta(a[r0:r1], restart)
+    for k in range(lo, hi):
+        a, b = int(rg_start[k]) - r0, int(rg_start[k + 1]) - r0
+        table = pa.table({f: pa.array(out[f][a:b]) for f in schema.names}, schema=schema)
+        writer.write_table(table, row_group_size=b - a)
+
+
+def _zigzag(d: np.ndarray) -> np.ndarray:
+    return (d << 1) ^ (d >> 63)  # small magnitudes of either sign → small codes
+
+
+def _unzigzag(z: np.ndarray) -> np.ndarray:
+    u = z.view(np.uint64)
+    return (u >> np.uint64(1)).view(np.int64) ^ -(u & np.uint64(1)).view(np.int64)
+
+
+def _encode_delta(x: np.ndarray, restart: np.ndarray) -> np.ndarray:
+    """zigzag(x[i] - x[i-1]), or zigzag(x[i]) on restart rows; int64 wraps (raw float bits)."""
+    d = np.empty_like(x)
+    d[1:] = x[1:] - x[:-1]
+    d[restart] = x[restart]
+    return _zigzag(d)
+
+
+def _encode_ts(ts: np.ndarray, restart: np.ndarray) -> np.ndarray:
+    """Like _encode_delta, but restart rows repeat the previous code: their timestamp is in
+    the index (series min_ts, row group first_ts), and a repeat costs zstd nothing."""
+    d = np.zeros_like(ts)
+    d[1:] = ts[1:] - ts[:-1]
+    code = _zigzag(d)
+    inner = np.flatnonzero(~restart)
+    if len(inner):
+        code[0] = code[inner[0]]
+    prev = np.maximum.accumulate(np.where(restart, 0, np.arange(len(ts))))
+    return code[prev]
+
+
+def _decimal_scale(v: np.ndarray, run_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per run, the smallest d with ``rint(v * 10**d) / 10**d`` bit-identical to v for every
+    row; returns (mantissas int64, scale int8 per row). Runs with no such d store raw bits."""
+    lens = np.diff(np.r_[run_starts, len(v)])
+    # A run's d is at least its sample's d, and almost always equal: one full pass checks it.
+    head = np.minimum(lens, SCALE_SAMPLE_ROWS)
+    run_scale = _smallest_scale(v[_ranges(run_starts, run_starts + head)], head)
+    scale = np.repeat(run_scale, lens)
+    mantissa, ok = _mantissa(v, scale)
+    bad = ~np.logical_and.reduceat(ok, run_starts) & (run_scale != SCALE_RAW)
+    if bad.any():
+        rows = _ranges(run_starts[bad], run_starts[bad] + lens[bad])
+        run_scale[bad] = _smallest_scale(v[rows], lens[bad])
+        scale = np.repeat(run_scale, lens)
+        mantissa[rows] = _mantissa(v[rows], scale[rows])[0]
+    raw = scale == SCALE_RAW
+    mantissa[raw] = v[raw].view(np.int64)
+    return mantissa, scale
+
+
+def _smallest_scale(v: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Per run of ``lens`` rows, the smallest scale that round-trips it, or SCALE_RAW."""
+    run_scale = np.full(len(lens), SCALE_RAW, np.int8)
+    runs = np.arange(len(lens))  # runs still undecided; v keeps only their rows
+    for d in range(MAX_SCALE + 1):
+        ok = _mantissa(v, d)[1]
+        run_ok = np.logical_and.reduceat(ok, np.r_[0, np.cumsum(lens[runs])[:-1]])
+        run_scale[runs[run_ok]] = d
+        v = v[~np.repeat(run_ok, lens[runs])]
+        runs = runs[~run_ok]
+        if len(runs) == 0:
+            break
+    return run_scale
+
+
+def _mantissa(v: np.ndarray, scale: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+    """(rint(v * 10**scale) as int64, whether dividing it back gives v's exact bits)."""
+    p = _POW10[scale]
+    with np.errstate(all="ignore"):  # overflow to inf and NaN compares are expected here
+        r = np.rint(v * p)
+        fits = np.abs(r) < 2.0**53  # false for NaN/inf; keeps deltas far from overflow
+        m = np.where(fits, r, 0.0).astype(np.int64)
+        return m, fits & ((m / p).view(np.int64) == v.view(np.int64))
+
+
+def _pack_index(index: Columns, base_ts: int) -> bytes:
+    """Index arrays as small deltas, byte-transposed (like BYTE_STREAM_SPLIT) and zstd'd."""
+    sids = index["sids"].astype(np.int64)
+    parts = [
+        np.diff(sids, prepend=0), index["counts"], index["min_ts"] - base_ts,
+        index["max_ts"] - index["min_ts"], index["rg_rows"],
+        index["rg_first_ts"] - base_ts, index["rg_last_ts"] - base_ts,
+    ]
+    head = np.array([len(sids), len(index["rg_rows"])], np.int64)
+    raw = head.tobytes() + b"".join(
+        np.ascontiguousarray(p, np.int64).view(np.uint8).reshape(-1, 8).T.tobytes()
+        for p in parts
+    )
+    return len(raw).to_bytes(8, "little") + pa.compress(raw, codec="zstd", asbytes=True)
+
+
+def _unpack_index(blob: bytes, base_ts: int) -> list[np.ndarray]:
+    size = int.from_bytes(blob[:8], "little")
+    raw = pa.decompress(blob[8:], decompressed_size=size, codec="zstd", asbytes=True)
+    n_series, n_rg = np.frombuffer(raw, np.int64, 2)
+    out, pos = [], 16
+    for length in (n_series,) * 4 + (n_rg,) * 3:
+        nbytes = int(length) * 8
+        planes = np.frombuffer(raw, np.uint8, nbytes, pos).reshape(8, -1)
+        out.append(np.ascontiguousarray(planes.T).view(np.int64).ravel())
+        pos += nbytes
+    dsid, counts, min_ts, span, rg_rows, rg_first, rg_last = out
+    return [np.cumsum(dsid).astype(np.int32), counts, min_ts + base_ts,
+            min_ts + base_ts + span, rg_rows, rg_first + base_ts, rg_last + base_ts]
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- read path --------------------------------------------------------------------------------
+def read_meta(path: str) -> BlockMeta:
+    """Loads a block's meta and series index from its footer (no row is decoded).
+
+    Raises:
+        InvalidArgument: ``path`` names an unfinished ``.tmp`` file.
+        CorruptionError: the file is not a complete block or its index fails its checksum.
+        FileNotFoundError: no such file.
+    """
+    if path.endswith(".tmp"):
+        raise InvalidArgument(f"{path} is an unfinished block")
+    size = os.path.getsize(path)
+    try:
+        footer = pq.read_metadata(path)
+        kv = footer.metadata or {}
+        info = json.loads(kv[_META_KEY.encode()])
+        blob = base64.b64decode(kv[_INDEX_KEY.encode()])
+    except (pa.ArrowException, KeyError, ValueError) as exc:
+        raise CorruptionError(path, size, f"not a block footer: {exc}") from exc
+    if info["version"] != FORMAT_VERSION or zlib.crc32(blob) != info["index_crc32"]:
+        raise CorruptionError(path, size, "series index checksum or version mismatch")
+    return _make_meta(path, info, _unpack_index(blob, info["min_ts"]), footer)
+
+
+def _make_meta(
+    path: str, info: dict[str, Any], index: list[np.ndarray], footer: pq.FileMetaData,
+) -> BlockMeta:
+    sids, counts, min_ts, max_ts, rg_rows, rg_first, rg_last = index
+    end = np.cumsum(counts)
+    arrays = [sids, end - counts, end, min_ts, max_ts, np.r_[0, np.cumsum(rg_rows)],
+              rg_first, rg_last]
+    for a in arrays:
+        a.flags.writeable = False
+    return BlockMeta(
+        path, info["uid"], info["rows"], info["min_ts"], info["max_ts"],
+        os.path.getsize(path), {name: np.dtype(t) for name, t in info["columns"].items()},
+        *arrays, footer=footer,
+    )
+
+
+def series_max_ts(meta: BlockMeta) -> tuple[np.ndarray, np.ndarray]:
+    """(sids, newest ts of each) in the block, for retention decisions."""
+    return meta.index_sids, meta.index_max_ts
+
+
+def read(
+    meta: BlockMeta,
+    sids: np.ndarray | None,
+    min_ts: int,
+    max_ts: int,
+    columns: tuple[str, ...] | list[str] | None = None,
+    *,
+    cache: RowGroupCache | None = None,
+) -> tuple[np.ndarray, np.ndarray, Columns]:
+    """Rows of ``sids`` (any order, None = all) with ``min_ts <= ts <= max_ts``.
+
+    Only row groups that can hold wanted rows are decoded (from ``cache`` when given).
+    Returns (sids int32, ts int64, columns) sorted by (sid, ts); ``columns`` default to all.
+    The arrays may share memory with the cache: treat them as read-only.
+
+    Raises:
+        InvalidArgument: an unknown column is asked for.
+        CorruptionError: a page fails its checksum or cannot be decoded.
+    """
+    names = tuple(meta.columns) if columns is None else tuple(columns)
+    for name in names:
+        if name not in meta.columns:
+            raise InvalidArgument(f"block {meta.path} has no column {name!r}")
+    pos = np.arange(len(meta.index_sids))
+    if sids is not None:
+        want = np.asarray(sids, np.int64)
+        pos = np.unique(np.searchsorted(meta.index_sids, want))
+        pos = pos[pos < len(meta.index_sids)]
+        pos = pos[np.isin(meta.index_sids[pos], want)]
+    pos = pos[(meta.index_min_ts[pos] <= max_ts) & (meta.index_max_ts[pos] >= min_ts)]
+    # Pieces: (series, row group) pairs; a series longer than a row group spans several.
+    k0 = np.searchsorted(meta.rg_start, meta.index_start[pos], "right") - 1
+    k1 = np.searchsorted(meta.rg_start, meta.index_end[pos] - 1, "right") - 1
+    piece_pos = np.repeat(pos, k1 - k0 + 1)
+    piece_rg = _ranges(k0, k1 + 1)
+    a = np.maximum(meta.index_start[piece_pos], meta.rg_start[piece_rg])
+    b = np.minimum(meta.index_end[piece_pos], meta.rg_start[piece_rg + 1])
+    lo_ts = np.where(a == meta.index_start[piece_pos], meta.index_min_ts[piece_pos],
+                     meta.rg_first_ts[piece_rg])
+    hi_ts = np.where(b == meta.index_end[piece_pos], meta.index_max_ts[piece_pos],
+                     meta.rg_last_ts[piece_rg])
+    keep = (lo_ts <= max_ts) & (hi_ts >= min_ts)
+    piece_pos, piece_rg, a, b = piece_pos[keep], piece_rg[keep], a[keep], b[keep]
+    rgs = np.unique(piece_rg)
+    if len(rgs) == 0:
+        return (np.empty(0, np.int32), np.empty(0, np.int64),
+                {n: np.empty(0, meta.columns[n]) for n in names})
+    decoded = _load_row_groups(meta, rgs, names, cache)
+    # Rows of the decoded groups laid end to end: piece rows map to positions in there.
+    offset = np.cumsum(np.r_[0, meta.rg_start[rgs + 1] - meta.rg_start[rgs]])
+    shift = offset[np.searchsorted(rgs, piece_rg)] - meta.rg_start[piece_rg]
+    idx = _ranges(a + shift, b + shift)
+    row_sids = np.repeat(meta.index_sids[piece_pos], b - a)
+    ts = _concat([d["ts"] for d in decoded])
+    if len(rgs) == len(meta.rg_start) - 1 and len(idx) == meta.rows:
+        idx = None  # every row of the block: skip the gather
+    sel_ts = ts if idx is None else ts[idx]
+    mask = (sel_ts >= min_ts) & (sel_ts <= max_ts)
+    rows = np.flatnonzero(mask) if idx is None else idx[mask]
+    out = {n: _concat([d[n] for d in decoded])[rows] for n in names}
+    return row_sids[mask], sel_ts[mask], out
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(s, e) for each pair, without a Python loop."""
+    lens = ends - starts
+    if lens.sum() == 0:
+        return np.empty(0, np.int64)
+    return np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(
+        starts - np.r_[0, np.cumsum(lens)[:-1]], lens)
+
+
+def _concat(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _load_row_groups(
+    meta: BlockMeta, rgs: np.ndarray, names: tuple[str, ...], cache: RowGroupCache | None,
+) -> list[Columns]:
+    got: list[Columns] = []
+    pf: pq.ParquetFile | None = None
+    try:
+        for k in rgs.tolist():
+            entry = cache.get((meta.uid, k)) if cache is not None else None
+            entry = dict(entry) if entry is not None else {}
+            missing = [n for n in ("ts", *names) if n not in entry]
+            if missing:
+                if pf is None:
+                    # The footer is already parsed: hand it over instead of re-reading it.
+                    pf = pq.ParquetFile(meta.path, metadata=meta.footer,
+                                        page_checksum_verification=True)
+                entry.update(_decode_row_group(meta, pf, k, missing))
+                if cache is not None:
+                    cache.put((meta.uid, k), entry)
+            got.append(entry)
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise CorruptionError(meta.path, 0, f"row group decode failed: {exc}") from exc
+    finally:
+        if pf is not None:
+            pf.close()
+    return got
+
+
+def _decode_row_group(
+    meta: BlockMeta, pf: pq.ParquetFile, k: int, names: list[str],
+) -> Columns:
+    r0, r1 = int(meta.rg_start[k]), int(meta.rg_start[k + 1])
+    fetch = [n for n in names if n == "ts" or meta.columns[n].kind != "f"]
+    fetch += [c for n in names if n != "ts" and meta.columns[n].kind == "f"
+              for c in (n, n + SCALE_SUFFIX)]
+    table = pf.read_row_group(k, columns=fetch, use_threads=False)
+    # Restart rows: the group's first row and each series start inside it.
+    j0 = np.searchsorted(meta.index_start, r0, "right")
+    j1 = np.searchsorted(meta.index_start, r1, "left")
+    restarts = np.r_[0, meta.index_start[j0:j1] - r0]
+    lens = np.diff(np.r_[restarts, r1 - r0])
+    out: Columns = {}
+    for name in names:
+        d = _unzigzag(table.column(name).to_numpy())
+        if name == "ts":
+            d[restarts] = 0
+            anchors = np.r_[meta.rg_first_ts[k], meta.index_min_ts[j0:j1]]
+            c = np.cumsum(d)
+            out[name] = c + np.repeat(anchors - c[restarts], lens)
+            continue
+        c = np.cumsum(d)  # wraps like the encoder's subtraction did: exact on raw bits too
+        x = c - np.repeat(c[restarts] - d[restarts], lens)
+        if meta.columns[name].kind == "f":
+            scale = table.column(name + SCALE_SUFFIX).to_numpy()
+            raw = scale < 0
+            v = x / _POW10[np.where(raw, 0, scale)]
+            v[raw] = x[raw].view(np.float64)
+            x = v
+        out[name] = x
+    return out

@@ -1,0 +1,527 @@
+"""The engine: composition of registry, shards, rules and background work.
+
+Write path: ``append`` → resolve (head_append) → log (shard WAL) → apply (tables, write
+state, rollup streams). Replay after a crash calls the same ``_apply``, so the state it builds
+is the state the live path built. Read path: ``samples`` / ``aggregate`` read a series through
+its shard's tables (see ``read.py`` for the query front).
+
+Thread-safety: every public method takes the engine lock (an RLock); checkpoints write blocks
+outside it. The engine never imports a protocol.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import DatabaseOptions
+from ..errors import EngineClosed, InvalidArgument, LockedError, RuleError, SeriesNotFound
+from ..model import DuplicatePolicy, parse_aggregator, percentile_of
+from . import block, records
+from .head_append import Resolved, Status, resolve
+from .rollup import StreamKey
+from .series import EMPTY_TS, NO_POLICY, SeriesRegistry, shard_of_key
+from .shard import Shard
+from .table import Rows
+
+log = logging.getLogger("sensorium.engine")
+
+LAYOUT_FILE = "sensorium.json"  # shard count and format version, fixed at creation
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A downsampling rule: ``dest`` shows ``aggregator`` of its ``stream``'s buckets."""
+
+    source: int
+    dest: int
+    aggregator: str
+    bucket_ms: int
+    align_ms: int
+    stream: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Per input row: ``status`` (head_append.Status) and the timestamp it wrote."""
+
+    status: np.ndarray
+    ts: np.ndarray
+
+    @property
+    def ok(self) -> bool:
+        return bool((self.status == Status.OK).all())
+
+    def rejects(self) -> list[tuple[int, str]]:
+        from .head_append import MESSAGES
+        bad = np.flatnonzero(self.status != Status.OK)
+        return [(int(i), MESSAGES[Status(int(self.status[i]))]) for i in bad]
+
+
+class Engine:
+    """An open database directory. Use :func:`Engine.open`; close with :meth:`close`."""
+
+    def __init__(self, path: str, options: DatabaseOptions) -> None:
+        self.path = path
+        self.options = options
+        self.lock = threading.RLock()
+        self._checkpoint_lock = threading.Lock()
+        self.closed = False
+        self.registry = SeriesRegistry()
+        self.rules: dict[int, Rule] = {}  # by dest sid
+        self.cache = block.RowGroupCache(options.block_cache_bytes)
+        self._lock_fd = _lock_dir(path)
+        shards = _read_layout(path, options.shards)
+        self.shards = [
+            Shard(os.path.join(path, f"shard-{i:03d}"), i, fsync=options.fsync,
+                  fsync_interval_s=options.fsync_interval_s, cache=self.cache)
+            for i in range(shards)
+        ]
+        self._replaying = False
+        self._recover()
+        self._last_checkpoint = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if options.background:
+            self._thread = threading.Thread(target=self._background, name="sensorium-bg",
+                                            daemon=True)
+            self._thread.start()
+
+    @classmethod
+    def open(cls, path: str, options: DatabaseOptions | None = None) -> Engine:
+        os.makedirs(path, exist_ok=True)
+        return cls(path, options or DatabaseOptions())
+
+    # -- series -----------------------------------------------------------------------------
+    def create(self, key: str, *, labels: dict[str, str] | None = None,
+               retention_ms: int | None = None, policy: DuplicatePolicy | None = None,
+               chunk_size: int = 4096, ignore_max_time_diff: int = 0,
+               ignore_max_val_diff: float = 0.0) -> int:
+        """Creates a series; raises SeriesExists. Returns its sid."""
+        with self.lock:
+            self._check_open()
+            payload = {
+                "sid": len(self.registry.meta), "key": key, "labels": dict(labels or {}),
+                "retention_ms": self.options.retention_ms if retention_ms is None
+                else int(retention_ms),
+                "policy": None if policy is None else DuplicatePolicy(policy).name,
+                "chunk_size": chunk_size, "ignore": [ignore_max_time_diff, ignore_max_val_diff],
+            }
+            if key in self.registry.by_key:
+                from ..errors import SeriesExists
+                raise SeriesExists(key)
+            self._shard_of_key(key).log_meta("create", payload)
+            return self._apply_create(payload)
+
+    def _apply_create(self, p: dict) -> int:
+        return self.registry.create(
+            p["key"], labels=p["labels"], retention_ms=p["retention_ms"],
+            policy=None if p["policy"] is None else DuplicatePolicy[p["policy"]],
+            shard=shard_of_key(p["key"], len(self.shards)), chunk_size=p["chunk_size"],
+            ignore_max_time_diff=p["ignore"][0], ignore_max_val_diff=p["ignore"][1],
+            sid=p["sid"])
+
+    def create_many(self, keys: list[str]) -> None:
+        """Creates missing series with database defaults (implicit creation on write)."""
+        with self.lock:
+            for key in dict.fromkeys(keys):
+                if key not in self.registry.by_key:
+                    self.create(key)
+
+    def alter(self, key: str, *, labels: dict[str, str] | None = None,
+              retention_ms: int | None = None, policy: DuplicatePolicy | None = None,
+              chunk_size: int | None = None, ignore: tuple[int, float] | None = None) -> None:
+        with self.lock:
+            self._check_open()
+            sid = self.registry.sid(key)
+            payload: dict = {"sid": sid}
+            if labels is not None:
+                payload["labels"] = dict(labels)
+            if retention_ms is not None:
+                payload["retention_ms"] = int(retention_ms)
+            if policy is not None:
+                payload["policy"] = DuplicatePolicy(policy).name
+            if chunk_size is not None:
+                payload["chunk_size"] = int(chunk_size)
+            if ignore is not None:
+                payload["ignore"] = list(ignore)
+            self._shard(sid).log_meta("alter", payload)
+            self._apply_alter(payload)
+
+    def _apply_alter(self, p: dict) -> None:
+        sid, reg = p["sid"], self.registry
+        meta = reg.get(sid)
+        if "labels" in p:
+            meta.labels = p["labels"]
+            reg.index.set_labels(sid, p["labels"])
+        if "retention_ms" in p:
+            reg.retention_ms[sid] = p["retention_ms"]
+        if "policy" in p:
+            reg.policy[sid] = DuplicatePolicy[p["policy"]]
+        if "chunk_size" in p:
+            meta.chunk_size = p["chunk_size"]
+        if "ignore" in p:
+            meta.ignore_max_time_diff, meta.ignore_max_val_diff = p["ignore"]
+
+    def delete_series(self, key: str) -> None:
+        """Removes a series, its rules and the rules that feed it."""
+        with self.lock:
+            self._check_open()
+            sid = self.registry.sid(key)
+            self._shard(sid).log_meta("drop", {"sid": sid})
+            self._apply_drop({"sid": sid})
+
+    def _apply_drop(self, p: dict) -> None:
+        sid = p["sid"]
+        meta = self.registry.get(sid)
+        for dest in list(meta.rules):
+            self._apply_deleterule({"dest": dest})
+        if sid in self.rules:
+            self._apply_deleterule({"dest": sid, "keep": False})
+        self.registry.drop(sid)
+
+    # -- write path -------------------------------------------------------------------------
+    def append(self, sids: np.ndarray, ts: np.ndarray, values: np.ndarray, *,
+               override: DuplicatePolicy | None = None) -> AppendResult:
+        """Writes a columnar batch; one outcome per row, good rows kept whatever the others.
+
+        Args:
+            sids: int32 series ids (-1 for keys that do not exist).
+            ts: int64 epoch ms. values: float64.
+            override: duplicate policy for this call only (ON_DUPLICATE).
+        """
+        sids = np.asarray(sids, np.int32)
+        ts = np.asarray(ts, np.int64)
+        values = np.asarray(values, np.float64)
+        with self.lock:
+            self._check_open()
+            reg = self.registry
+            n = len(reg.meta)
+            writable = np.ones(max(n, 1), bool)
+            if self.rules:
+                writable[list(self.rules)] = False
+            res = resolve(
+                sids, ts, values, max_ts=reg.max_ts, retention_ms=reg.retention_ms,
+                policy=reg.policy, writable=writable,
+                default_policy=self.options.duplicate_policy, override=override,
+                read_existing=self._read_existing)
+            self._log_and_apply(res.rows)
+            return AppendResult(res.status, ts)
+
+    def _read_existing(self, sids: np.ndarray, min_ts: int, max_ts: int) -> Rows:
+        if len(self.shards) == 1:
+            return self.shards[0].raw.read(sids, min_ts, max_ts)
+        parts = [self.shards[i].raw.read(sids[self.registry.shard[sids] == i], min_ts, max_ts)
+                 for i in range(len(self.shards))]
+        from .table import concat, sort_dedup
+        return sort_dedup(concat(parts, ("value",)))
+
+    def _log_and_apply(self, rows: Rows) -> None:
+        if len(rows) == 0:
+            return
+        if len(self.shards) == 1:
+            self.shards[0].log_samples(rows)
+            self._apply_rows(self.shards[0], rows)
+            return
+        shard_of = self.registry.shard[rows.sids]
+        for i in np.unique(shard_of).tolist():
+            part = rows.take(np.flatnonzero(shard_of == i))
+            self.shards[i].log_samples(part)
+            self._apply_rows(self.shards[i], part)
+
+    def _apply_rows(self, shard: Shard, rows: Rows) -> None:
+        """Applies resolved rows (sorted by sid, ts; NaN = deletion marker) to memory."""
+        reg = self.registry
+        late = rows.ts <= reg.max_ts[rows.sids]
+        shard.raw.append(rows)
+        values = rows.columns["value"]
+        live = ~np.isnan(values)
+        if live.any():
+            s, t, v = rows.sids[live], rows.ts[live], values[live]
+            last = np.flatnonzero(np.append(s[1:] != s[:-1], True))
+            newer = t[last] >= reg.max_ts[s[last]]
+            reg.max_ts[s[last][newer]] = t[last][newer]
+            reg.last_value[s[last][newer]] = v[last][newer]
+        if not live.all():  # deleting the newest sample moves max_ts back
+            hit = rows.sids[~live][rows.ts[~live] == reg.max_ts[rows.sids[~live]]]
+            for sid in np.unique(hit).tolist():
+                self._reload_last(shard, sid)
+        shard.streams.feed_raw(rows, late)
+
+    def _reload_last(self, shard: Shard, sid: int) -> None:
+        got = shard.read_raw(np.array([sid], np.int32), 0, int(self.registry.max_ts[sid]))
+        self.registry.max_ts[sid] = got.ts[-1] if len(got) else EMPTY_TS
+        self.registry.last_value[sid] = got.columns["value"][-1] if len(got) else np.nan
+
+    def delete_range(self, key: str, min_ts: int, max_ts: int) -> int:
+        """Deletes a series' samples in [min_ts, max_ts]; rules' buckets are recomputed."""
+        with self.lock:
+            self._check_open()
+            sid = self.registry.sid(key)
+            if sid in self.rules:
+                raise InvalidArgument("cannot delete samples of a downsampling destination")
+            cutoff = self.cutoff(sid)
+            meta = self.registry.get(sid)
+            if meta.rules and cutoff > 0 and min_ts < cutoff:
+                raise InvalidArgument(
+                    "When a series has compactions, deleting samples or compaction buckets "
+                    "beyond the series retention period is not possible")
+            shard = self._shard(sid)
+            got = shard.read_raw(np.array([sid], np.int32), max(min_ts, cutoff), max_ts)
+            if len(got):
+                tomb = Rows(got.sids, got.ts, {"value": np.full(len(got), np.nan)})
+                self._log_and_apply(tomb)
+            return len(got)
+
+    # -- rules ------------------------------------------------------------------------------
+    def create_rule(self, source: str, dest: str, aggregator: str, bucket_ms: int,
+                    align_ms: int = 0) -> None:
+        """Adds a downsampling rule; a source holding data is backfilled at once."""
+        with self.lock:
+            self._check_open()
+            agg = parse_aggregator(aggregator)
+            if percentile_of(agg) is not None:
+                raise InvalidArgument("percentile rules are not supported yet; "
+                                      "query percentiles with a range aggregation")
+            if bucket_ms <= 0:
+                raise InvalidArgument("bucketDuration must be greater than zero")
+            if align_ms < 0:
+                raise InvalidArgument("Couldn't parse alignTimestamp")
+            src, dst = self.registry.sid(source), self.registry.sid(dest)
+            if src == dst:
+                raise RuleError("the source key and destination key should be different")
+            if dst in self.rules:
+                raise RuleError("the destination key already has a src rule")
+            if self.registry.get(dst).rules:
+                raise RuleError("the destination key already has a dst rule")
+            if self.registry.max_ts[dst] != EMPTY_TS:
+                raise RuleError("the destination key already holds samples")
+            if self.registry.shard[src] != self.registry.shard[dst]:
+                raise RuleError("source and destination must be in the same shard "
+                                "(give both keys the same {hash tag})")
+            if self._root(src) == dst:
+                raise RuleError("the rule would create a cycle")
+            payload = {"source": src, "dest": dst, "aggregator": agg,
+                       "bucket_ms": int(bucket_ms), "align_ms": int(align_ms)}
+            self._shard(src).log_meta("createrule", payload)
+            self._apply_createrule(payload)
+
+    def _root(self, sid: int) -> int:
+        while sid in self.rules:
+            sid = self.rules[sid].source
+        return sid
+
+    def _apply_createrule(self, p: dict) -> None:
+        src, dst = p["source"], p["dest"]
+        shard = self._shard(src)
+        if src in self.rules:  # a tier built on a tier reads the finer tier's stream
+            key = StreamKey(self.rules[src].stream, True, p["bucket_ms"], p["align_ms"])
+        else:
+            key = StreamKey(src, False, p["bucket_ms"], p["align_ms"])
+        stream, created = shard.streams.ensure(key)
+        rule = Rule(src, dst, p["aggregator"], p["bucket_ms"], p["align_ms"], stream)
+        self.rules[dst] = rule
+        self.registry.get(src).rules.append(dst)
+        self.registry.get(dst).source = src
+        if created:
+            self._backfill(shard, stream, key)
+
+    def _backfill(self, shard: Shard, stream: int, key: StreamKey) -> None:
+        """Builds a new stream from its input's existing data (all buckets, vectorised)."""
+        src = np.array([key.source], np.int32)
+        if key.from_stream:
+            rows = shard.read_closed_states(src, 0, 2**62)
+        else:
+            rows = shard.read_raw(src, 0, 2**62)
+        if len(rows) == 0:
+            return
+        dur, align = key.bucket_ms, key.align_ms % key.bucket_ms
+        b = (rows.ts - align) // dur * dur + align
+        from . import states as st
+        starts = st.group_starts(b)
+        if key.from_stream:
+            grouped = st.reduce_states(dict(rows.columns), starts)
+        else:
+            grouped = st.aggregate_samples(rows.ts, rows.columns["value"], starts)
+        shard.streams._advance(np.full(len(starts), stream, np.int64), b[starts], grouped)
+
+    def delete_rule(self, source: str, dest: str) -> None:
+        with self.lock:
+            self._check_open()
+            src, dst = self.registry.sid(source), self.registry.sid(dest)
+            rule = self.rules.get(dst)
+            if rule is None or rule.source != src:
+                raise RuleError("compaction rule does not exist")
+            self._shard(src).log_meta("deleterule", {"dest": dst})
+            self._apply_deleterule({"dest": dst})
+
+    def _apply_deleterule(self, p: dict) -> None:
+        rule = self.rules.pop(p["dest"])
+        self.registry.get(rule.source).rules.remove(rule.dest)
+        dest_meta = self.registry.get(rule.dest)
+        dest_meta.source = None
+        # The destination keeps its buckets as plain samples, as RedisTimeSeries keeps them.
+        shard = self._shard(rule.source)
+        from .read import rule_samples
+        ts, values = rule_samples(self, rule, 0, 2**62, latest=False)
+        users = [r for r in self.rules.values() if r.stream == rule.stream]
+        if not users and not shard.streams.of_stream.get(rule.stream):
+            shard.streams.drop(rule.stream)
+        if len(ts) and not self._replaying and p.get("keep", True):
+            rows = Rows(np.full(len(ts), rule.dest, np.int32), ts, {"value": values})
+            self._log_and_apply(rows)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _shard(self, sid: int) -> Shard:
+        return self.shards[int(self.registry.shard[sid])]
+
+    def _shard_of_key(self, key: str) -> Shard:
+        return self.shards[shard_of_key(key, len(self.shards))]
+
+    def cutoff(self, sid: int) -> int:
+        """Oldest visible timestamp of a raw series (retention relative to its newest)."""
+        ret = int(self.registry.retention_ms[sid])
+        mx = int(self.registry.max_ts[sid])
+        if ret <= 0 or mx == EMPTY_TS:
+            return 0
+        return mx - ret
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise EngineClosed()
+
+    # -- recovery and checkpoints -----------------------------------------------------------
+    def _recover(self) -> None:
+        self._replaying = True
+        try:
+            for shard in self.shards:
+                loaded = shard.load_checkpoint()
+                if loaded is None:
+                    continue
+                series, write_state, streams, rules = loaded
+                self.registry.restore(series, shard.number)
+                sids = write_state["sids"]
+                self.registry.max_ts[sids] = write_state["max_ts"]
+                self.registry.last_value[sids] = write_state["last_value"]
+                for r in rules:
+                    self._restore_rule(shard, r)
+                shard.streams.restore(streams)
+            for shard in self.shards:
+                for rec in shard.replay():
+                    self._replay_record(shard, rec)
+        finally:
+            self._replaying = False
+
+    def _restore_rule(self, shard: Shard, r: dict) -> None:
+        key = StreamKey(r["stream_source"], r["from_stream"], r["bucket_ms"], r["align_ms"])
+        stream, _ = shard.streams.ensure(key)
+        assert stream == r["stream"], "BUG: streams restored out of order"
+        rule = Rule(r["source"], r["dest"], r["aggregator"], r["bucket_ms"], r["align_ms"],
+                    stream)
+        self.rules[rule.dest] = rule
+        self.registry.get(rule.source).rules.append(rule.dest)
+        self.registry.get(rule.dest).source = rule.source
+
+    def _replay_record(self, shard: Shard, rec: records.Record) -> None:
+        if isinstance(rec, records.SamplesRecord):
+            rows = Rows(rec.sids.astype(np.int32), rec.ts.copy(), {"value": rec.values.copy()})
+            self._apply_rows(shard, rows)
+            return
+        apply = {"create": self._apply_create, "alter": self._apply_alter,
+                 "drop": self._apply_drop, "createrule": self._apply_createrule,
+                 "deleterule": self._apply_deleterule}[rec.kind]
+        try:
+            apply(rec.payload)
+        except Exception as exc:  # a record that no longer applies must not block startup
+            log.warning("skipping log record %s %s: %s", rec.kind, rec.payload, exc)
+
+    def checkpoint(self) -> None:
+        """Writes every shard's memory to blocks and truncates the logs."""
+        with self._checkpoint_lock:
+            for shard in self.shards:
+                with self.lock:
+                    self._check_open()
+                    sids = self.registry.live_sids()
+                    sids = sids[self.registry.shard[sids] == shard.number]
+                    write_state = {"sids": sids, "max_ts": self.registry.max_ts[sids],
+                                   "last_value": self.registry.last_value[sids]}
+                    rules = [self._rule_json(r) for r in self.rules.values()
+                             if self.registry.shard[r.source] == shard.number]
+                    rules.sort(key=lambda r: r["stream"])
+                    cp = shard.begin_checkpoint(self.registry.snapshot(sids), write_state, rules)
+                raw_meta, rollup_meta, name = shard.write_checkpoint(cp)
+                with self.lock:
+                    shard.finish_checkpoint(cp, raw_meta, rollup_meta, name)
+            self._last_checkpoint = time.monotonic()
+
+    def _rule_json(self, r: Rule) -> dict:
+        key = self._shard(r.source).streams.keys[r.stream]
+        assert key is not None
+        return {"source": r.source, "dest": r.dest, "aggregator": r.aggregator,
+                "bucket_ms": r.bucket_ms, "align_ms": r.align_ms, "stream": r.stream,
+                "stream_source": key.source, "from_stream": key.from_stream}
+
+    def _background(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                rows = max(s.memory_rows() for s in self.shards)
+                due = time.monotonic() - self._last_checkpoint > self.options.checkpoint_interval_s
+                if rows >= self.options.head_flush_rows or (due and rows):
+                    self.checkpoint()
+            except EngineClosed:
+                return
+            except Exception:  # keep serving; the next round retries
+                log.exception("background checkpoint failed")
+
+    def close(self) -> None:
+        """Stops background work, checkpoints and releases the directory. Idempotent."""
+        if self.closed:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.checkpoint()
+        with self.lock:
+            self.closed = True
+            for shard in self.shards:
+                shard.close()
+            os.close(self._lock_fd)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _lock_dir(path: str) -> int:
+    fd = os.open(os.path.join(path, "LOCK"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LockedError(path) from None
+    return fd
+
+
+def _read_layout(path: str, shards: int) -> int:
+    file = os.path.join(path, LAYOUT_FILE)
+    if os.path.exists(file):
+        with open(file) as f:
+            return int(json.load(f)["shards"])
+    with open(file + ".tmp", "w") as f:
+        json.dump({"format": 1, "shards": shards}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(file + ".tmp", file)
+    return shards
+
+
+__all__ = ["AppendResult", "Engine", "Resolved", "Rule", "NO_POLICY", "SeriesNotFound"]

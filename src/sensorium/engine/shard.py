@@ -1,0 +1,208 @@
+"""One shard: its write-ahead log, raw and rollup tables, rollup streams and checkpoints.
+
+Series are spread over shards by a hash of their key (``series.shard_of_key``); each shard
+owns its log and its files, so shards can later run on separate cores or machines. A shard
+does not lock: the database serialises calls.
+
+Directory of a shard (see ``docs/format/layout.md``)::
+
+    shard-000/MANIFEST.json     blocks in age order, checkpoint name, first log segment
+    shard-000/wal/              numbered log segments
+    shard-000/blocks/*.parquet  immutable blocks of the raw and rollup tables
+    shard-000/ckpt-N/           series, write state and open rollup buckets at checkpoint N
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import block, records
+from . import states as st
+from .rollup import Streams
+from .table import Rows, Table
+from .wal import WAL
+
+log = logging.getLogger("sensorium.shard")
+
+RAW_COLUMNS = {"value": np.dtype(np.float64)}
+STATE_DTYPES = {k: np.dtype(np.int64 if k in ("count", "first_ts", "last_ts") else np.float64)
+                for k in st.STATE_COLUMNS}
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """What a flush hands to disk: frozen in-memory rows and the metadata to restore."""
+
+    segment: int
+    raw: Rows
+    rollup: Rows
+    series: dict
+    write_state: dict[str, np.ndarray]
+    streams: dict[str, np.ndarray]
+    rules: list[dict]
+
+
+class Shard:
+    def __init__(self, path: str, number: int, *, fsync: str, fsync_interval_s: float,
+                 cache: block.RowGroupCache) -> None:
+        self.path = path
+        self.number = number
+        os.makedirs(os.path.join(path, "blocks"), exist_ok=True)
+        self.raw = Table(RAW_COLUMNS, cache)
+        self.rollup = Table(STATE_DTYPES, cache)
+        self.streams = Streams(self.read_raw, self.read_closed_states, self.rollup.append)
+        self.manifest = self._load_manifest()
+        self.wal = WAL.open(os.path.join(path, "wal"), fsync=fsync,
+                            sync_interval_s=fsync_interval_s)
+        self._ckpt_seq = int(self.manifest.get("seq", 0))
+
+    # -- readers used by rollups and queries -----------------------------------------------
+    def read_raw(self, sids: np.ndarray, min_ts: int, max_ts: int) -> Rows:
+        """Raw rows without deletion markers."""
+        rows = self.raw.read(sids, min_ts, max_ts)
+        live = ~np.isnan(rows.columns["value"])
+        return rows if live.all() else rows.take(np.flatnonzero(live))
+
+    def read_states(self, streams: np.ndarray, min_ts: int, max_ts: int) -> Rows:
+        """Stored (closed) non-empty bucket states of streams."""
+        rows = self.rollup.read(streams, min_ts, max_ts)
+        live = rows.columns["count"] > 0
+        return rows if live.all() else rows.take(np.flatnonzero(live))
+
+    def read_closed_states(self, streams: np.ndarray, min_ts: int, max_ts: int) -> Rows:
+        """As ``read_states`` but never the open bucket (it lives in memory)."""
+        rows = self.read_states(streams, min_ts, max_ts)
+        closed = rows.ts < self.streams.open_bucket[rows.sids]
+        return rows if closed.all() else rows.take(np.flatnonzero(closed))
+
+    # -- log ----------------------------------------------------------------------------------
+    def log_samples(self, rows: Rows) -> None:
+        self.wal.append(records.encode_samples(rows.sids, rows.ts, rows.columns["value"]))
+
+    def log_meta(self, kind: str, payload: dict) -> None:
+        self.wal.append(records.encode_meta(kind, payload))
+
+    def replay(self) -> list[records.Record]:
+        return [records.decode(r) for r in self.wal.replay(int(self.manifest.get("wal_from", 0)))]
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _load_manifest(self) -> dict:
+        path = os.path.join(self.path, "MANIFEST.json")
+        if not os.path.exists(path):
+            return {}
+        with open(path) as f:
+            manifest = json.load(f)
+        for name in manifest.get("raw", []):
+            self.raw.blocks.append(block.read_meta(os.path.join(self.path, "blocks", name)))
+        for name in manifest.get("rollup", []):
+            self.rollup.blocks.append(block.read_meta(os.path.join(self.path, "blocks", name)))
+        return manifest
+
+    def load_checkpoint(self) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray],
+                                        list[dict]] | None:
+        name = self.manifest.get("checkpoint")
+        if not name:
+            return None
+        ckpt = os.path.join(self.path, name)
+        with open(os.path.join(ckpt, "meta.json")) as f:
+            meta = json.load(f)
+        with np.load(os.path.join(ckpt, "state.npz")) as z:
+            arrays = {k: z[k] for k in z.files}
+        write_state = {k[6:]: v for k, v in arrays.items() if k.startswith("write_")}
+        streams = {k[7:]: v for k, v in arrays.items() if k.startswith("stream_")}
+        return meta["series"], write_state, streams, meta["rules"]
+
+    def begin_checkpoint(self, series: dict, write_state: dict[str, np.ndarray],
+                         rules: list[dict]) -> Checkpoint:
+        """Under the database lock: cuts the log and freezes memory. Fast."""
+        segment = self.wal.cut()
+        return Checkpoint(segment, self.raw.snapshot_memory(), self.rollup.snapshot_memory(),
+                          series, write_state, self.streams.snapshot(), rules)
+
+    def write_checkpoint(self, cp: Checkpoint) -> tuple[block.BlockMeta | None,
+                                                        block.BlockMeta | None, str]:
+        """Outside the lock: writes blocks and the checkpoint directory. Slow."""
+        self._ckpt_seq += 1
+        seq = self._ckpt_seq
+        metas = []
+        for kind, rows in (("raw", cp.raw), ("rollup", cp.rollup)):
+            if len(rows) == 0:
+                metas.append(None)
+                continue
+            path = os.path.join(self.path, "blocks", f"{kind}-{seq:08d}.parquet")
+            metas.append(block.write_block(path, rows.sids, rows.ts, dict(rows.columns)))
+        name = f"ckpt-{seq:08d}"
+        tmp = os.path.join(self.path, name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        with open(os.path.join(tmp, "meta.json"), "w") as f:
+            json.dump({"series": cp.series, "rules": cp.rules}, f)
+        arrays = {f"write_{k}": v for k, v in cp.write_state.items()}
+        arrays.update({f"stream_{k}": v for k, v in cp.streams.items()})
+        np.savez(os.path.join(tmp, "state.npz"), **arrays)
+        _fsync_tree(tmp)
+        os.replace(tmp, os.path.join(self.path, name))
+        return metas[0], metas[1], name
+
+    def finish_checkpoint(self, cp: Checkpoint, raw_meta: block.BlockMeta | None,
+                          rollup_meta: block.BlockMeta | None, name: str) -> None:
+        """Under the lock again: lists the new blocks, commits the manifest, drops old log."""
+        self.raw.replace(cp.raw, raw_meta)
+        self.rollup.replace(cp.rollup, rollup_meta)
+        self.commit_manifest(name, cp.segment)
+        self.wal.remove_before(cp.segment)
+
+    def commit_manifest(self, checkpoint: str | None = None, segment: int | None = None) -> None:
+        old = self.manifest.get("checkpoint")
+        manifest = {
+            "seq": self._ckpt_seq,
+            "raw": [os.path.basename(b.path) for b in self.raw.blocks],
+            "rollup": [os.path.basename(b.path) for b in self.rollup.blocks],
+            "checkpoint": checkpoint or old,
+            "wal_from": segment if segment is not None else self.manifest.get("wal_from", 0),
+        }
+        path = os.path.join(self.path, "MANIFEST.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(manifest, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(path + ".tmp", path)
+        _fsync_dir(self.path)
+        self.manifest = manifest
+        if old and old != manifest["checkpoint"]:
+            shutil.rmtree(os.path.join(self.path, old), ignore_errors=True)
+        self._remove_unlisted_blocks()
+
+    def _remove_unlisted_blocks(self) -> None:
+        listed = set(self.manifest["raw"]) | set(self.manifest["rollup"])
+        folder = os.path.join(self.path, "blocks")
+        for name in os.listdir(folder):
+            if name not in listed:
+                os.remove(os.path.join(folder, name))
+
+    def memory_rows(self) -> int:
+        return self.raw.memory_rows() + self.rollup.memory_rows()
+
+    def close(self) -> None:
+        self.wal.close()
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: str) -> None:
+    for name in os.listdir(path):
+        with open(os.path.join(path, name), "rb") as f:
+            os.fsync(f.fileno())
+    _fsync_dir(path)

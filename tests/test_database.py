@@ -1,0 +1,253 @@
+"""The public API against RedisTimeSeries semantics (reference: shared/reference)."""
+
+import numpy as np
+import pytest
+
+import sensorium
+from sensorium import (
+    DuplicateSample,
+    InvalidArgument,
+    OutOfRetention,
+    RuleError,
+    SeriesExists,
+    SeriesNotFound,
+    TooOld,
+)
+
+
+@pytest.fixture
+def db(tmp_path):
+    with sensorium.open(str(tmp_path / "data"), background=False) as database:
+        yield database
+
+
+def test_create_add_range_get(db):
+    db.create("t", labels={"zone": "A"})
+    assert db.add("t", 1000, 1.5) == 1000
+    assert db.add("t", 2000, 2.5) == 2000
+    assert db.range("t", "-", "+") == [(1000, 1.5), (2000, 2.5)]
+    assert db.revrange("t", "-", "+", count=1) == [(2000, 2.5)]
+    assert db.get("t") == (2000, 2.5)
+    with pytest.raises(SeriesExists):
+        db.create("t")
+    with pytest.raises(SeriesNotFound):
+        db.range("missing", "-", "+")
+
+
+def test_add_creates_series_with_options(db):
+    db.add("auto", 5, 1.0, retention_msecs=100, labels={"a": "b"}, duplicate_policy="last")
+    info = db.info("auto")
+    assert info["retention_msecs"] == 100
+    assert info["labels"] == {"a": "b"}
+    assert info["duplicate_policy"] == "last"
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("first", 1.0), ("last", 5.0), ("min", 1.0), ("max", 5.0), ("sum", 6.0)])
+def test_duplicate_policies(db, policy, expected):
+    db.create("d", duplicate_policy=policy)
+    db.add("d", 10, 1.0)
+    db.add("d", 10, 5.0)
+    assert db.range("d", "-", "+") == [(10, expected)]
+
+
+def test_block_policy_and_on_duplicate_override(db):
+    db.create("b")
+    db.add("b", 10, 1.0)
+    with pytest.raises(DuplicateSample):
+        db.add("b", 10, 2.0)
+    db.add("b", 10, 3.0, on_duplicate="last")
+    assert db.get("b") == (10, 3.0)
+
+
+def test_retention_gate_and_visibility(db):
+    # RETENTION 100, samples 1, 50, 200 → only 200 visible; 100 accepted, 99 refused.
+    db.create("r", retention_msecs=100)
+    for t in (1, 50, 200):
+        db.add("r", t, float(t))
+    info = db.info("r")
+    assert info["total_samples"] == 1 and info["first_timestamp"] == 200
+    assert db.add("r", 100, 1.0) == 100
+    with pytest.raises(OutOfRetention):
+        db.add("r", 99, 1.0)
+
+
+def test_madd_reports_each_sample(db):
+    db.create("a")
+    db.create("b")
+    db.add("a", 5, 1.0)
+    got = db.madd([("a", 5, 2.0), ("b", 7, 3.0), ("missing", 1, 1.0), ("a", "x", 1.0)])
+    assert isinstance(got[0], DuplicateSample)
+    assert got[1] == 7
+    assert isinstance(got[2], sensorium.InvalidSampleError)
+    assert isinstance(got[3], sensorium.InvalidSampleError)
+    assert db.get("b") == (7, 3.0)
+
+
+def test_columnar_madd_creates_and_keeps_good_rows(db):
+    keys = np.array(["s1", "s2", "s1", "s2"], dtype=object)
+    res = db.madd(keys, np.array([1, 1, 2, -5]), np.array([1.0, 2.0, np.nan, 4.0]))
+    assert res.status.tolist()[:2] == [0, 0]
+    assert [i for i, _ in res.rejects()] == [2, 3]
+    assert db.range("s1", "-", "+") == [(1, 1.0)]
+    assert db.range("s2", "-", "+") == [(1, 2.0)]
+
+
+def test_incrby_decrby(db):
+    assert db.incrby("c", 5, timestamp=10) == 10
+    db.incrby("c", 2, timestamp=10)
+    db.decrby("c", 1, timestamp=20)
+    assert db.range("c", "-", "+") == [(10, 7.0), (20, 6.0)]
+    with pytest.raises(TooOld):
+        db.incrby("c", 1, timestamp=5)
+
+
+def test_delete_range(db):
+    for t in range(10):
+        db.add("x", t, float(t))
+    assert db.delete("x", 3, 5) == 3
+    assert [t for t, _ in db.range("x", "-", "+")] == [0, 1, 2, 6, 7, 8, 9]
+    assert db.delete("x", 8, 100) == 2
+    assert db.get("x") == (7, 7.0)
+
+
+def test_aggregations_match_reference_numbers(db):
+    for t, v in [(0, 1), (1, 2), (2, 4), (3, 8), (10, 1)]:
+        db.add("g", t, float(v))
+    want = {"avg": 3.75, "sum": 15, "range": 7, "count": 4, "std.p": 2.680951323690902,
+            "std.s": 3.095695936834452, "var.p": 7.1875, "var.s": 9.583333333333334,
+            "min": 1, "max": 8, "first": 1, "last": 8}
+    for agg, value in want.items():
+        got = db.range("g", 0, 9, aggregation_type=agg, bucket_size_msec=10)
+        assert got == [(0, pytest.approx(value))], agg
+
+
+def test_bucketing_align_timestamps_and_empty(db):
+    for t, v in [(1000, 100), (1010, 110), (1020, 120), (2000, 200)]:
+        db.add("s", t, float(v))
+    assert db.range("s", "-", "+", aggregation_type="min", bucket_size_msec=20) == [
+        (1000, 100.0), (1020, 120.0), (2000, 200.0)]
+    assert db.range("s", "-", "+", aggregation_type="min", bucket_size_msec=20, align=10)[:2] \
+        == [(990, 100.0), (1010, 110.0)]
+    mid = db.range("s", "-", "+", aggregation_type="min", bucket_size_msec=20,
+                   bucket_timestamp="~")
+    assert mid[0] == (1010, 100.0)
+    full = db.range("s", "-", "+", aggregation_type="count", bucket_size_msec=20, empty=True)
+    assert len(full) == (2000 - 1000) // 20 + 1 and full[2] == (1040, 0.0)
+
+
+def test_filters_before_aggregation(db):
+    for t in range(10):
+        db.add("f", t, float(t))
+    assert db.range("f", "-", "+", filter_by_ts=[1, 3, 5]) == [(1, 1.0), (3, 3.0), (5, 5.0)]
+    assert db.range("f", "-", "+", filter_by_min_value=2, filter_by_max_value=4,
+                    aggregation_type="sum", bucket_size_msec=100) == [(0, 9.0)]
+
+
+def test_percentile_from_raw(db):
+    for t in range(101):
+        db.add("p", t, float(t))
+    assert db.range("p", "-", "+", aggregation_type="p95", bucket_size_msec=1000) == [
+        (0, pytest.approx(95.0))]
+
+
+def test_mrange_filters_labels_groupby(db):
+    for i, (zone, kind) in enumerate([("A", "t"), ("A", "t"), ("B", "t"), ("A", "h")]):
+        db.create(f"k{i}", labels={"zone": zone, "type": kind})
+        db.add(f"k{i}", 10, float(i))
+    got = db.mrange("-", "+", ["zone=A", "type=t"], with_labels=True)
+    assert [list(r)[0] for r in got] == ["k0", "k1"]
+    assert got[0]["k0"][0] == {"zone": "A", "type": "t"}
+    grouped = db.mrange("-", "+", ["type=t"], groupby="zone", reduce="max")
+    assert grouped == [{"zone=A": [{}, [(10, 1.0)]]}, {"zone=B": [{}, [(10, 2.0)]]}]
+    assert db.queryindex(["zone=A"]) == ["k0", "k1", "k3"]
+    mget = db.mget(["type=h"], select_labels=["zone"])
+    assert mget == [{"k3": [{"zone": "A"}, 10, 3.0]}]
+    with pytest.raises(InvalidArgument):
+        db.mrange("-", "+", ["zone!=A"])
+
+
+def test_rule_closes_buckets_and_latest(db):
+    db.create("src")
+    db.create("dst")
+    db.createrule("src", "dst", "sum", 10)
+    db.add("src", 1, 1.0)
+    db.add("src", 5, 2.0)
+    assert db.range("dst", "-", "+") == []
+    assert db.range("dst", "-", "+", latest=True) == [(0, 3.0)]
+    db.add("src", 12, 5.0)
+    assert db.range("dst", "-", "+") == [(0, 3.0)]
+    # out-of-order into a closed bucket is reconciled; RedisTimeSeries: 3 → 13
+    db.add("src", 3, 10.0)
+    assert db.range("dst", "-", "+") == [(0, 13.0)]
+    db.delete("src", 0, 9)
+    db.add("src", 25, 1.0)
+    assert db.range("dst", "-", "+") == [(10, 5.0)]
+    info = db.info("src")
+    assert info["rules"] == [["dst", 10, "SUM", 0]]
+    assert db.info("dst")["source_key"] == "src"
+
+
+def test_rule_errors(db):
+    db.create("a")
+    db.create("b")
+    db.create("c")
+    with pytest.raises(RuleError):
+        db.createrule("a", "a", "avg", 10)
+    with pytest.raises(InvalidArgument):
+        db.createrule("a", "b", "nope", 10)
+    db.createrule("a", "b", "avg", 10)
+    with pytest.raises(RuleError):
+        db.createrule("c", "b", "avg", 10)
+    with pytest.raises(RuleError):
+        db.deleterule("a", "c")
+    db.deleterule("a", "b")
+
+
+def test_chained_tiers_are_exact_and_backfilled(db):
+    db.create("raw")
+    ts = np.arange(0, 7200_000, 1000)
+    vals = np.round(np.sin(ts / 1e6) * 10 + 20, 2)
+    db.madd(np.array(["raw"] * len(ts), dtype=object), ts, vals)
+    # rules added to a series that holds data backfill from it; tiers chain
+    for name in ("m_avg", "m_max", "h_avg", "h_max"):
+        db.create(name)
+    db.createrule("raw", "m_avg", "avg", 60_000)
+    db.createrule("raw", "m_max", "max", 60_000)
+    db.createrule("m_avg", "h_avg", "avg", 3_600_000)
+    db.createrule("m_max", "h_max", "max", 3_600_000)
+    # an hour closes when a minute of the next hour closes (as each tier closes on new input)
+    db.add("raw", 7200_000, 1.0)
+    db.add("raw", 7260_000, 1.0)
+    assert db.range("h_avg", "-", "+") == [
+        (0, pytest.approx(vals[:3600].mean())), (3_600_000, pytest.approx(vals[3600:].mean()))]
+    assert [v for _, v in db.range("h_max", "-", "+")] == [vals[:3600].max(), vals[3600:].max()]
+    # a 2-hour avg over the minute tier is the true mean, not a mean of means
+    got = db.range("m_avg", 0, 7_199_999, aggregation_type="avg", bucket_size_msec=7_200_000)
+    assert got == [(0, pytest.approx(vals.mean()))]
+
+
+def test_survives_reopen(tmp_path):
+    path = str(tmp_path / "d")
+    with sensorium.open(path, background=False) as db:
+        db.create("t", labels={"k": "v"}, retention_msecs=0)
+        db.create("m")
+        db.createrule("t", "m", "avg", 10)
+        for t in range(25):
+            db.add("t", t, float(t))
+        db.checkpoint()
+        db.add("t", 30, 30.0)
+        db.add("t", 3, 100.0, on_duplicate="last")
+    with sensorium.open(path, background=False) as db:
+        assert len(db.range("t", "-", "+")) == 26
+        assert db.range("t", 3, 3) == [(3, 100.0)]
+        assert db.range("m", "-", "+") == [
+            (0, pytest.approx((sum(range(10)) - 3 + 100) / 10)), (10, 14.5), (20, 22.0)]
+        assert db.queryindex(["k=v"]) == ["t"]
+
+
+def test_directory_lock(tmp_path):
+    path = str(tmp_path / "d")
+    with sensorium.open(path, background=False):
+        with pytest.raises(sensorium.LockedError):
+            sensorium.open(path, background=False)
