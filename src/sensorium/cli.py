@@ -1,51 +1,95 @@
-"""Command line: ``sensorium demo`` (and later ``serve``, ``generate``, ``sql``, ``stats``)."""
+"""Command line: ``sensorium demo`` (``serve``, ``generate``, ``sql`` and ``stats`` come later)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import time
 
 import numpy as np
 
-from .engine.table import Rows, Table
+import sensorium
+
+KINDS = ("temperature", "humidity", "pressure")
+BASE = {"temperature": 21.0, "humidity": 45.0, "pressure": 1013.0}
 
 
-def demo(series: int, seconds: int) -> None:
-    """Generates one-per-second readings, ingests them in columnar batches, queries them."""
+def demo(data_dir: str, sensors: int, minutes: int) -> None:
+    """Generates one reading per sensor per second, ingests, downsamples and queries it."""
+    shutil.rmtree(data_dir, ignore_errors=True)
     rng = np.random.default_rng(7)
-    base_ms = 1_700_000_000_000
-    level = rng.uniform(18, 26, series)
-    table = Table({"value": np.dtype(np.float64)})
-    sids = np.arange(series, dtype=np.int32)
-    started = time.perf_counter()
-    for sec in range(seconds):
-        level += rng.normal(0, 0.01, series)  # slow drift
-        values = np.round(level + rng.normal(0, 0.05, series), 2)
-        table.append(Rows(sids, np.full(series, base_ms + sec * 1000, np.int64),
-                          {"value": values}))
-    elapsed = time.perf_counter() - started
-    total = series * seconds
-    print(f"ingested {total:,} samples of {series:,} series in {elapsed:.2f} s "
-          f"({total / elapsed:,.0f} samples/s)")
-    t0 = time.perf_counter()
-    got = table.read(np.array([42], np.int32), base_ms, base_ms + 3_600_000)
-    print(f"series 42: {len(got)} raw samples in {(time.perf_counter() - t0) * 1e3:.2f} ms; "
-          f"last 3: {got.columns['value'][-3:].tolist()}")
-    minute = (got.ts - base_ms) // 60_000
-    starts = np.flatnonzero(np.r_[True, minute[1:] != minute[:-1]])
-    avgs = np.add.reduceat(got.columns["value"], starts) / np.diff(np.r_[starts, len(minute)])
-    print("1-minute averages:", np.round(avgs[:5], 3).tolist(), "...")
+    keys = np.array([f"sensor:{i:05d}" for i in range(sensors)], dtype=object)
+    kinds = [KINDS[i % len(KINDS)] for i in range(sensors)]
+    with sensorium.open(data_dir) as db:
+        t0 = time.perf_counter()
+        for i, key in enumerate(keys):
+            db.create(key, retention_msecs=7 * 86_400_000, duplicate_policy="last",
+                      labels={"type": kinds[i], "zone": "AB"[i % 2], "building": "F1"})
+            for agg in ("avg", "min", "max"):
+                db.create(f"{key}:1m_{agg}", labels={"type": kinds[i], "tier": "1m"})
+                db.createrule(key, f"{key}:1m_{agg}", agg, 60_000)
+        print(f"created {sensors:,} sensors with raw → 1 min avg/min/max rules "
+              f"in {time.perf_counter() - t0:.1f} s")
+
+        start_ms = (int(time.time()) // 3600 - 1) * 3_600_000
+        level = np.array([BASE[k] for k in kinds]) + rng.normal(0, 1, sensors)
+        t0 = time.perf_counter()
+        for sec in range(minutes * 60):
+            level += rng.normal(0, 0.01, sensors)  # slow drift, plus noise, 2 decimals
+            values = np.round(level + rng.normal(0, 0.05, sensors), 2)
+            db.madd(keys, np.full(sensors, start_ms + sec * 1000, np.int64), values)
+        took = time.perf_counter() - t0
+        total = sensors * minutes * 60
+        print(f"ingested {total:,} samples in {took:.1f} s ({total / took:,.0f} samples/s, "
+              f"durable per batch of {sensors:,})")
+
+        end_ms = start_ms + minutes * 60_000 - 1
+        _timed("1 h raw samples of one sensor",
+               lambda: db.range("sensor:00000", start_ms, end_ms), lambda r: f"{len(r)} samples")
+        _timed("1-minute averages from the tier",
+               lambda: db.range("sensor:00000:1m_avg", start_ms, end_ms),
+               lambda r: f"{len(r)} buckets, first {r[0] if r else None}")
+        _timed("zone A temperatures, 10-minute avg",
+               lambda: db.mrange(start_ms, end_ms, ["zone=A", "type=temperature"],
+                                 aggregation_type="avg", bucket_size_msec=600_000),
+               lambda r: f"{len(r)} series")
+        _timed("per-type max, GROUPBY type REDUCE max (15 min buckets)",
+               lambda: db.mrange(start_ms, end_ms, ["building=F1"], aggregation_type="max",
+                                 bucket_size_msec=900_000, groupby="type", reduce="max"),
+               lambda r: ", ".join(f"{list(g)[0]}: {list(g.values())[0][1][0][1]}" for g in r))
+        _timed("p95 of one sensor per 10 minutes (raw)",
+               lambda: db.range("sensor:00000", start_ms, end_ms, aggregation_type="p95",
+                                bucket_size_msec=600_000),
+               lambda r: str([round(v, 2) for _, v in r]))
+        db.checkpoint()
+        disk = sum(os.path.getsize(os.path.join(dp, f))
+                   for dp, _, files in os.walk(data_dir) for f in files if f.endswith(".parquet"))
+        print(f"on disk after checkpoint: {disk / 2**20:.1f} MiB for {total:,} raw samples plus "
+              f"tiers ({disk / total:.2f} bytes/sample)")
+        print(f"data directory: {os.path.abspath(data_dir)}")
+
+
+def _timed(label: str, fn, describe) -> None:  # type: ignore[no-untyped-def]
+    fn()
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    print(f"  {label}: {np.median(times) * 1e3:.2f} ms → {describe(result)}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sensorium")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_demo = sub.add_parser("demo", help="generate, ingest and query sensor data in memory")
-    p_demo.add_argument("--series", type=int, default=10_000)
-    p_demo.add_argument("--seconds", type=int, default=300)
+    p_demo = sub.add_parser("demo", help="generate, ingest, downsample and query sensor data")
+    p_demo.add_argument("--data-dir", default="./sensorium-data")
+    p_demo.add_argument("--sensors", type=int, default=1_000)
+    p_demo.add_argument("--minutes", type=int, default=60)
     args = parser.parse_args(argv)
     if args.command == "demo":
-        demo(args.series, args.seconds)
+        demo(args.data_dir, args.sensors, args.minutes)
 
 
 if __name__ == "__main__":

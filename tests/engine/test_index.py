@@ -226,13 +226,15 @@ def test_label_names_and_values(idx: LabelIndex) -> None:
     assert idx.label_names([]) == []
 
 
-def test_empty_value_is_no_label() -> None:
+@pytest.mark.parametrize("ratio", [0, 10**9])
+def test_empty_value_is_no_label(ratio: int) -> None:
     index = LabelIndex()
     index.add(0, {"zone": "A", "fw": ""})
     index.add(1, {"zone": "A", "fw": "1"})
     assert index.labels(0) == {"zone": "A", "fw": ""}
-    assert select(index, ["zone=A", "fw="]) == [0]
-    assert select(index, ["zone=A", "fw!="]) == [1]
+    with mock.patch.object(index_mod, "_LOOKUP_VALUES_PER_CANDIDATE", ratio):
+        assert select(index, ["zone=A", "fw="]) == [0]
+        assert select(index, ["zone=A", "fw!="]) == [1]
     assert index.label_values("fw") == ["1"] and index.label_names([0]) == ["zone"]
     index.remove(0)
     assert select(index, ["zone=A"]) == [1]

@@ -36,6 +36,8 @@ FORMAT_VERSION = 1
 ROW_GROUP_ROWS = 65_536
 # Rows encoded at once while writing: bounds the encoder's temporaries (~60 bytes a row).
 ENCODE_BATCH_ROWS = 1 << 22
+# Rows decoded at once by a read: temporaries stay cache-sized, scans stay bounded.
+READ_BATCH_ROWS = 1 << 18
 # Level 3 is the knee: level 9 saves ~2% more and writes ~3x slower.
 ZSTD_LEVEL = 3
 # Largest decimal scale tried; 10**12 still keeps realistic mantissas below 2**53.
@@ -423,9 +425,9 @@ def read(
 ) -> tuple[np.ndarray, np.ndarray, Columns]:
     """Rows of ``sids`` (any order, None = all) with ``min_ts <= ts <= max_ts``.
 
-    Only row groups that can hold wanted rows are decoded (from ``cache`` when given).
-    Returns (sids int32, ts int64, columns) sorted by (sid, ts); ``columns`` default to all.
-    The arrays may share memory with the cache: treat them as read-only.
+    Only row groups that can hold wanted rows are read (from ``cache`` when given), and only
+    the wanted series' rows in them are decoded. Returns new arrays (sids int32, ts int64,
+    columns) sorted by (sid, ts); ``columns`` default to all.
 
     Raises:
         InvalidArgument: an unknown column is asked for.
@@ -435,117 +437,147 @@ def read(
     for name in names:
         if name not in meta.columns:
             raise InvalidArgument(f"block {meta.path} has no column {name!r}")
-    pos = np.arange(len(meta.index_sids))
-    if sids is not None:
-        want = np.asarray(sids, np.int64)
-        pos = np.unique(np.searchsorted(meta.index_sids, want))
-        pos = pos[pos < len(meta.index_sids)]
-        pos = pos[np.isin(meta.index_sids[pos], want)]
+    n_series = len(meta.index_sids)
+    if sids is None:
+        pos = np.arange(n_series)
+    else:
+        want = np.asarray(sids, np.int64).ravel()
+        pos = np.minimum(np.searchsorted(meta.index_sids, want), n_series - 1)
+        pos = pos[meta.index_sids[pos] == want]
+        if len(pos) > 1:
+            pos = np.unique(pos)
     pos = pos[(meta.index_min_ts[pos] <= max_ts) & (meta.index_max_ts[pos] >= min_ts)]
-    # Pieces: (series, row group) pairs; a series longer than a row group spans several.
+    # Pieces: a series' rows in one row group. Each starts on a restart row, so it decodes on
+    # its own; its first ts is the series' min_ts or the row group's first_ts.
     k0 = np.searchsorted(meta.rg_start, meta.index_start[pos], "right") - 1
     k1 = np.searchsorted(meta.rg_start, meta.index_end[pos] - 1, "right") - 1
-    piece_pos = np.repeat(pos, k1 - k0 + 1)
-    piece_rg = _ranges(k0, k1 + 1)
-    a = np.maximum(meta.index_start[piece_pos], meta.rg_start[piece_rg])
-    b = np.minimum(meta.index_end[piece_pos], meta.rg_start[piece_rg + 1])
-    lo_ts = np.where(a == meta.index_start[piece_pos], meta.index_min_ts[piece_pos],
-                     meta.rg_first_ts[piece_rg])
-    hi_ts = np.where(b == meta.index_end[piece_pos], meta.index_max_ts[piece_pos],
-                     meta.rg_last_ts[piece_rg])
-    keep = (lo_ts <= max_ts) & (hi_ts >= min_ts)
-    piece_pos, piece_rg, a, b = piece_pos[keep], piece_rg[keep], a[keep], b[keep]
-    rgs = np.unique(piece_rg)
-    if len(rgs) == 0:
+    p_pos = np.repeat(pos, k1 - k0 + 1)
+    p_rg = _ranges(k0, k1 + 1)
+    a = np.maximum(meta.index_start[p_pos], meta.rg_start[p_rg])
+    b = np.minimum(meta.index_end[p_pos], meta.rg_start[p_rg + 1])
+    first_ts = np.where(a == meta.index_start[p_pos], meta.index_min_ts[p_pos],
+                        meta.rg_first_ts[p_rg])
+    last_ts = np.where(b == meta.index_end[p_pos], meta.index_max_ts[p_pos],
+                       meta.rg_last_ts[p_rg])
+    keep = (first_ts <= max_ts) & (last_ts >= min_ts)
+    p_pos, p_rg, a, b, first_ts = p_pos[keep], p_rg[keep], a[keep], b[keep], first_ts[keep]
+    if len(p_rg) == 0:
         return (np.empty(0, np.int32), np.empty(0, np.int64),
                 {n: np.empty(0, meta.columns[n]) for n in names})
-    decoded = _load_row_groups(meta, rgs, names, cache)
-    # Rows of the decoded groups laid end to end: piece rows map to positions in there.
-    offset = np.cumsum(np.r_[0, meta.rg_start[rgs + 1] - meta.rg_start[rgs]])
-    shift = offset[np.searchsorted(rgs, piece_rg)] - meta.rg_start[piece_rg]
-    idx = _ranges(a + shift, b + shift)
-    row_sids = np.repeat(meta.index_sids[piece_pos], b - a)
-    ts = _concat([d["ts"] for d in decoded])
-    if len(rgs) == len(meta.rg_start) - 1 and len(idx) == meta.rows:
-        idx = None  # every row of the block: skip the gather
-    sel_ts = ts if idx is None else ts[idx]
-    mask = (sel_ts >= min_ts) & (sel_ts <= max_ts)
-    rows = np.flatnonzero(mask) if idx is None else idx[mask]
-    out = {n: _concat([d[n] for d in decoded])[rows] for n in names}
-    return row_sids[mask], sel_ts[mask], out
+    # Pieces are in row order. Decode them a few row groups at a time: the temporaries stay
+    # in cache and a full scan never holds more than one batch of codes.
+    rg_rows = meta.rg_start[p_rg + 1] - meta.rg_start[p_rg]
+    new_rg = np.flatnonzero(np.diff(p_rg)) + 1
+    batch = np.zeros(len(p_rg), np.int64)
+    batch[new_rg] = rg_rows[new_rg]
+    batch = (np.cumsum(batch) + rg_rows[0]) // READ_BATCH_ROWS
+    cuts = np.concatenate(([0], np.flatnonzero(np.diff(batch)) + 1, [len(p_rg)]))
+    parts = [
+        _read_pieces(meta, names, cache, min_ts, max_ts,
+                     p_pos[i:j], p_rg[i:j], a[i:j], b[i:j], first_ts[i:j])
+        for i, j in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            {n: np.concatenate([p[2][n] for p in parts]) for n in names})
+
+
+def _read_pieces(
+    meta: BlockMeta, names: tuple[str, ...], cache: RowGroupCache | None,
+    min_ts: int, max_ts: int, p_pos: np.ndarray, p_rg: np.ndarray,
+    a: np.ndarray, b: np.ndarray, first_ts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, Columns]:
+    rgs = np.unique(p_rg)
+    codes = _load_row_groups(meta, rgs.tolist(), names, cache)
+    lens = b - a
+    ends = np.cumsum(lens)
+    restarts = ends - lens
+    rows = meta.rg_start[rgs + 1] - meta.rg_start[rgs]
+    idx = None  # None: every loaded row is wanted, no gather needed
+    if ends[-1] != rows.sum():
+        # The loaded groups' rows laid end to end; idx = the pieces' rows in there.
+        shift = (np.cumsum(rows) - rows)[np.searchsorted(rgs, p_rg)] - meta.rg_start[p_rg]
+        idx = _ranges(a + shift, b + shift)
+    ts = _decode_ts(_gather(codes, "ts", idx), restarts, lens, first_ts)
+    mask = (ts >= min_ts) & (ts <= max_ts)
+    out = {}
+    for name in names:
+        x = _decode_delta(_gather(codes, name, idx), restarts, lens)
+        if meta.columns[name].kind == "f":
+            x = _decode_float(x, _gather(codes, name + SCALE_SUFFIX, idx))
+        out[name] = x[mask]
+    return np.repeat(meta.index_sids[p_pos], lens)[mask], ts[mask], out
 
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Concatenation of arange(s, e) for each pair, without a Python loop."""
     lens = ends - starts
-    if lens.sum() == 0:
-        return np.empty(0, np.int64)
-    return np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(
-        starts - np.r_[0, np.cumsum(lens)[:-1]], lens)
+    ends_out = np.cumsum(lens)
+    total = int(ends_out[-1]) if len(lens) else 0
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - (ends_out - lens), lens)
 
 
-def _concat(arrays: list[np.ndarray]) -> np.ndarray:
-    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+def _gather(codes: list[Columns], name: str, idx: np.ndarray | None) -> np.ndarray:
+    if len(codes) == 1:
+        col = codes[0][name]
+        return col if idx is None else col[idx]
+    col = np.concatenate([c[name] for c in codes])
+    return col if idx is None else col[idx]
+
+
+def _decode_ts(
+    code: np.ndarray, restarts: np.ndarray, lens: np.ndarray, first_ts: np.ndarray,
+) -> np.ndarray:
+    d = _unzigzag(code)
+    d[restarts] = 0
+    c = np.cumsum(d)
+    c += np.repeat(first_ts - c[restarts], lens)
+    return c
+
+
+def _decode_delta(code: np.ndarray, restarts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    d = _unzigzag(code)
+    c = np.cumsum(d)  # wraps like the encoder's subtraction did: exact on raw bits too
+    c -= np.repeat(c[restarts] - d[restarts], lens)
+    return c
+
+
+def _decode_float(mantissa: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    raw = scale < 0
+    v = mantissa / _POW10[np.where(raw, 0, scale)]
+    v[raw] = mantissa[raw].view(np.float64)
+    return v
 
 
 def _load_row_groups(
-    meta: BlockMeta, rgs: np.ndarray, names: tuple[str, ...], cache: RowGroupCache | None,
+    meta: BlockMeta, rgs: list[int], names: tuple[str, ...], cache: RowGroupCache | None,
 ) -> list[Columns]:
+    """The stored codes of row groups (Parquet-decoded, not yet un-delta'd)."""
+    wanted = ["ts"]
+    for n in names:
+        wanted += [n, n + SCALE_SUFFIX] if meta.columns[n].kind == "f" else [n]
     got: list[Columns] = []
-    pf: pq.ParquetFile | None = None
+    f: pa.NativeFile | None = None
     try:
-        for k in rgs.tolist():
+        for k in rgs:
             entry = cache.get((meta.uid, k)) if cache is not None else None
             entry = dict(entry) if entry is not None else {}
-            missing = [n for n in ("ts", *names) if n not in entry]
+            missing = [n for n in wanted if n not in entry]
             if missing:
-                if pf is None:
-                    # The footer is already parsed: hand it over instead of re-reading it.
-                    pf = pq.ParquetFile(meta.path, metadata=meta.footer,
-                                        page_checksum_verification=True)
-                entry.update(_decode_row_group(meta, pf, k, missing))
+                if f is None:
+                    f = pa.OSFile(meta.path)
+                # The footer is already parsed: hand it over instead of re-reading it.
+                pf = pq.ParquetFile(f, metadata=meta.footer, page_checksum_verification=True)
+                table = pf.read_row_group(k, columns=missing, use_threads=False)
+                for n in missing:
+                    entry[n] = table.column(n).to_numpy()
                 if cache is not None:
                     cache.put((meta.uid, k), entry)
             got.append(entry)
-    except (pa.ArrowException, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+    except pa.ArrowException as exc:
         raise CorruptionError(meta.path, 0, f"row group decode failed: {exc}") from exc
     finally:
-        if pf is not None:
-            pf.close()
+        if f is not None:
+            f.close()
     return got
-
-
-def _decode_row_group(
-    meta: BlockMeta, pf: pq.ParquetFile, k: int, names: list[str],
-) -> Columns:
-    r0, r1 = int(meta.rg_start[k]), int(meta.rg_start[k + 1])
-    fetch = [n for n in names if n == "ts" or meta.columns[n].kind != "f"]
-    fetch += [c for n in names if n != "ts" and meta.columns[n].kind == "f"
-              for c in (n, n + SCALE_SUFFIX)]
-    table = pf.read_row_group(k, columns=fetch, use_threads=False)
-    # Restart rows: the group's first row and each series start inside it.
-    j0 = np.searchsorted(meta.index_start, r0, "right")
-    j1 = np.searchsorted(meta.index_start, r1, "left")
-    restarts = np.r_[0, meta.index_start[j0:j1] - r0]
-    lens = np.diff(np.r_[restarts, r1 - r0])
-    out: Columns = {}
-    for name in names:
-        d = _unzigzag(table.column(name).to_numpy())
-        if name == "ts":
-            d[restarts] = 0
-            anchors = np.r_[meta.rg_first_ts[k], meta.index_min_ts[j0:j1]]
-            c = np.cumsum(d)
-            out[name] = c + np.repeat(anchors - c[restarts], lens)
-            continue
-        c = np.cumsum(d)  # wraps like the encoder's subtraction did: exact on raw bits too
-        x = c - np.repeat(c[restarts] - d[restarts], lens)
-        if meta.columns[name].kind == "f":
-            scale = table.column(name + SCALE_SUFFIX).to_numpy()
-            raw = scale < 0
-            v = x / _POW10[np.where(raw, 0, scale)]
-            v[raw] = x[raw].view(np.float64)
-            x = v
-        out[name] = x
-    return out

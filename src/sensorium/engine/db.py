@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,12 +25,12 @@ import numpy as np
 from ..config import DatabaseOptions
 from ..errors import EngineClosed, InvalidArgument, LockedError, RuleError, SeriesNotFound
 from ..model import DuplicatePolicy, parse_aggregator, percentile_of
-from . import block, records
+from . import block, compaction, records
 from .head_append import Resolved, Status, resolve
 from .rollup import StreamKey
 from .series import EMPTY_TS, NO_POLICY, SeriesRegistry, shard_of_key
 from .shard import Shard
-from .table import Rows
+from .table import Rows, Table
 
 log = logging.getLogger("sensorium.engine")
 
@@ -468,6 +469,69 @@ class Engine:
                 "bucket_ms": r.bucket_ms, "align_ms": r.align_ms, "stream": r.stream,
                 "stream_source": key.source, "from_stream": key.from_stream}
 
+    def maintain(self) -> bool:
+        """One round of background upkeep: drop expired blocks, merge one run per table.
+
+        Returns whether anything changed. Merges run outside the engine lock.
+        """
+        changed = False
+        with self._checkpoint_lock:
+            for shard in self.shards:
+                for table, visible, marker in (
+                    (shard.raw, self._raw_visible, lambda r: np.isnan(r.columns["value"])),
+                    (shard.rollup, lambda r, s=shard: self._stream_alive(s)[r.sids],
+                     lambda r: r.columns["count"] == 0),
+                ):
+                    changed |= self._maintain_table(shard, table, visible, marker)
+        return changed
+
+    def _raw_visible(self, rows: Rows) -> np.ndarray:
+        reg = self.registry
+        n = len(reg.meta)
+        inside = rows.sids < n
+        sids = np.where(inside, rows.sids, 0)
+        ret, mx = reg.retention_ms[sids], reg.max_ts[sids]
+        return inside & reg.alive[sids] & ((ret <= 0) | (mx == EMPTY_TS) | (rows.ts >= mx - ret))
+
+    def _stream_alive(self, shard: Shard) -> np.ndarray:
+        return np.array([k is not None for k in shard.streams.keys] + [False], bool)
+
+    def _maintain_table(self, shard: Shard, table: Table, visible: Callable[[Rows], np.ndarray],
+                        marker: Callable[[Rows], np.ndarray]) -> bool:
+        with self.lock:
+            blocks = list(table.blocks)
+            if table is shard.raw:
+                reg = self.registry
+                n = len(reg.meta)
+                ret, mx = reg.retention_ms[:n], reg.max_ts[:n]
+                cutoff = np.where((ret > 0) & (mx != EMPTY_TS), mx - ret, 0)
+                alive = reg.alive[:n].copy()
+            else:
+                alive = self._stream_alive(shard)[:-1]
+                cutoff = np.zeros(len(alive), np.int64)
+        dead = [blocks[i] for i in compaction.expired(blocks, cutoff, alive)]
+        run = compaction.plan([b for b in blocks if b not in dead])
+        if not dead and run is None:
+            return False
+        merged_meta = None
+        if run is not None:
+            live_blocks = [b for b in blocks if b not in dead]
+            chosen = live_blocks[run[0]:run[1]]
+            drop_markers = blocks.index(chosen[0]) == 0 or all(
+                b in dead for b in blocks[: blocks.index(chosen[0])])
+            merged = compaction.merge(chosen, table.names, drop_markers=drop_markers,
+                                      visible=visible, marker=marker)
+            merged_meta = shard.write_block(table, merged) if len(merged) else None
+        with self.lock:
+            new = [b for b in table.blocks if b not in dead]
+            if run is not None:
+                at = new.index(chosen[0])
+                new = new[:at] + ([merged_meta] if merged_meta else []) + [
+                    b for b in new[at:] if b not in chosen]
+            table.blocks = new
+            shard.commit_manifest()
+        return True
+
     def _background(self) -> None:
         while not self._stop.wait(0.5):
             try:
@@ -475,6 +539,7 @@ class Engine:
                 due = time.monotonic() - self._last_checkpoint > self.options.checkpoint_interval_s
                 if rows >= self.options.head_flush_rows or (due and rows):
                     self.checkpoint()
+                self.maintain()
             except EngineClosed:
                 return
             except Exception:  # keep serving; the next round retries

@@ -128,16 +128,10 @@ class Shard:
     def write_checkpoint(self, cp: Checkpoint) -> tuple[block.BlockMeta | None,
                                                         block.BlockMeta | None, str]:
         """Outside the lock: writes blocks and the checkpoint directory. Slow."""
+        metas = [self.write_block(table, rows) if len(rows) else None
+                 for table, rows in ((self.raw, cp.raw), (self.rollup, cp.rollup))]
         self._ckpt_seq += 1
-        seq = self._ckpt_seq
-        metas = []
-        for kind, rows in (("raw", cp.raw), ("rollup", cp.rollup)):
-            if len(rows) == 0:
-                metas.append(None)
-                continue
-            path = os.path.join(self.path, "blocks", f"{kind}-{seq:08d}.parquet")
-            metas.append(block.write_block(path, rows.sids, rows.ts, dict(rows.columns)))
-        name = f"ckpt-{seq:08d}"
+        name = f"ckpt-{self._ckpt_seq:08d}"
         tmp = os.path.join(self.path, name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
@@ -149,6 +143,13 @@ class Shard:
         _fsync_tree(tmp)
         os.replace(tmp, os.path.join(self.path, name))
         return metas[0], metas[1], name
+
+    def write_block(self, table: Table, rows: Rows) -> block.BlockMeta:
+        """Writes rows of ``table`` as a new block file (not yet listed in the manifest)."""
+        self._ckpt_seq += 1
+        kind = "raw" if table is self.raw else "rollup"
+        path = os.path.join(self.path, "blocks", f"{kind}-{self._ckpt_seq:08d}.parquet")
+        return block.write_block(path, rows.sids, rows.ts, dict(rows.columns))
 
     def finish_checkpoint(self, cp: Checkpoint, raw_meta: block.BlockMeta | None,
                           rollup_meta: block.BlockMeta | None, name: str) -> None:

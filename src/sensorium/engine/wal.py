@@ -82,11 +82,10 @@ class WAL:
 
         Args:
             path: the log's directory; created (and its parent fsynced) if missing.
-            fsync: ``"batch"``: every append is fdatasync'ed before it returns (durable against
-                power loss). ``"periodic"``: a background thread syncs at most every
-                ``sync_interval_s``; appends survive ``kill -9`` (they are in the page cache)
-                but a power loss may lose the last ``sync_interval_s``. ``"none"``: only
-                ``cut`` and ``close`` sync.
+            fsync: ``"batch"`` syncs every append before it returns; ``"periodic"`` syncs
+                from a thread every ``sync_interval_s`` (a power loss may lose that much);
+                ``"none"`` syncs only at ``cut`` and ``close``. No policy loses an append
+                to ``kill -9``: ``write`` has put it in the page cache.
             segment_bytes: an append that would grow the active segment past this starts a
                 new one (a single larger frame gets a segment of its own).
             sync_interval_s: period of the ``"periodic"`` policy, in seconds.
