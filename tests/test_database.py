@@ -251,3 +251,47 @@ def test_directory_lock(tmp_path):
     with sensorium.open(path, background=False):
         with pytest.raises(sensorium.LockedError):
             sensorium.open(path, background=False)
+
+
+def test_batch_is_one_durable_commit(tmp_path, monkeypatch):
+    from sensorium.engine import wal
+
+    syncs = []
+    real = wal._fdatasync
+    monkeypatch.setattr(wal, "_fdatasync", lambda fd: (syncs.append(fd), real(fd)))
+    path = str(tmp_path / "data")
+    with sensorium.open(path, background=False) as db:
+        syncs.clear()
+        with db.batch():
+            for i in range(50):
+                db.create(f"s{i}", labels={"n": str(i), "kind": "s"})
+                db.create(f"s{i}:avg")
+                db.createrule(f"s{i}", f"s{i}:avg", "avg", 60_000)
+                db.add(f"s{i}", 1000, float(i))
+        assert len(syncs) == 1
+        syncs.clear()
+        db.add("s0", 2000, 1.0)
+        assert len(syncs) == 1
+    with sensorium.open(path, background=False) as db:  # everything acknowledged is back
+        assert len(db.queryindex(["kind=s", "n!="])) == 50
+        assert db.range("s49", "-", "+") == [(1000, 49.0)]
+        assert db.info("s49")["rules"][0][0] == "s49:avg"
+
+
+def test_concurrent_writers_share_syncs(tmp_path):
+    import threading
+
+    path = str(tmp_path / "data")
+    with sensorium.open(path, background=False) as db:
+        def write(w):
+            for i in range(40):
+                db.madd([f"w{w}"] * 5, np.arange(5) + i * 5, np.full(5, float(w)))
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    with sensorium.open(path, background=False) as db:
+        for w in range(4):
+            got = db.range(f"w{w}", "-", "+")
+            assert len(got) == 200 and {v for _, v in got} == {float(w)}

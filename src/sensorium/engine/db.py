@@ -17,7 +17,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,8 @@ class Engine:
         self.path = path
         self.options = options
         self.lock = threading.RLock()
+        self._batch_depth = 0  # nesting of batch() (under the lock)
+        self._pending: dict[Shard, int] = {}  # log positions to sync when the batch ends
         self._checkpoint_lock = threading.Lock()
         self.closed = False
         self.registry = SeriesRegistry()
@@ -100,13 +103,46 @@ class Engine:
         os.makedirs(path, exist_ok=True)
         return cls(path, options or DatabaseOptions())
 
+    # -- commits ----------------------------------------------------------------------------
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Holds the engine lock; everything logged inside commits with one fsync at the end.
+
+        Every writer runs in one; callers may nest them to turn many calls (creates, rules,
+        appends) into one durable commit. The fsync runs after the lock is released, so
+        concurrent writers share it (group commit). A write is visible to readers as soon
+        as it is applied and acknowledged once this returns; only a power loss (never a
+        ``kill -9``) can take back a visible write that was not yet acknowledged.
+        """
+        with self.lock:
+            self._batch_depth += 1
+            try:
+                yield
+            finally:
+                self._batch_depth -= 1
+                pending = None
+                if self._batch_depth == 0:
+                    pending, self._pending = self._pending, {}
+        if pending:
+            for shard, position in pending.items():
+                shard.wal.sync(position)
+
+    def _logged(self, shard: Shard, position: int) -> None:
+        if self._batch_depth:
+            self._pending[shard] = max(position, self._pending.get(shard, 0))
+        else:  # replay or a caller outside batch(): sync now
+            shard.wal.sync(position)
+
+    def _log_meta(self, shard: Shard, kind: str, payload: dict) -> None:
+        self._logged(shard, shard.log_meta(kind, payload))
+
     # -- series -----------------------------------------------------------------------------
     def create(self, key: str, *, labels: dict[str, str] | None = None,
                retention_ms: int | None = None, policy: DuplicatePolicy | None = None,
                chunk_size: int = 4096, ignore_max_time_diff: int = 0,
                ignore_max_val_diff: float = 0.0) -> int:
         """Creates a series; raises SeriesExists. Returns its sid."""
-        with self.lock:
+        with self.batch():
             self._check_open()
             payload = {
                 "sid": len(self.registry.meta), "key": key, "labels": dict(labels or {}),
@@ -118,7 +154,7 @@ class Engine:
             if key in self.registry.by_key:
                 from ..errors import SeriesExists
                 raise SeriesExists(key)
-            self._shard_of_key(key).log_meta("create", payload)
+            self._log_meta(self._shard_of_key(key), "create", payload)
             return self._apply_create(payload)
 
     def _apply_create(self, p: dict) -> int:
@@ -131,7 +167,7 @@ class Engine:
 
     def create_many(self, keys: list[str]) -> None:
         """Creates missing series with database defaults (implicit creation on write)."""
-        with self.lock:
+        with self.batch():
             for key in dict.fromkeys(keys):
                 if key not in self.registry.by_key:
                     self.create(key)
@@ -139,7 +175,7 @@ class Engine:
     def alter(self, key: str, *, labels: dict[str, str] | None = None,
               retention_ms: int | None = None, policy: DuplicatePolicy | None = None,
               chunk_size: int | None = None, ignore: tuple[int, float] | None = None) -> None:
-        with self.lock:
+        with self.batch():
             self._check_open()
             sid = self.registry.sid(key)
             payload: dict = {"sid": sid}
@@ -153,7 +189,7 @@ class Engine:
                 payload["chunk_size"] = int(chunk_size)
             if ignore is not None:
                 payload["ignore"] = list(ignore)
-            self._shard(sid).log_meta("alter", payload)
+            self._log_meta(self._shard(sid), "alter", payload)
             self._apply_alter(payload)
 
     def _apply_alter(self, p: dict) -> None:
@@ -173,10 +209,10 @@ class Engine:
 
     def delete_series(self, key: str) -> None:
         """Removes a series, its rules and the rules that feed it."""
-        with self.lock:
+        with self.batch():
             self._check_open()
             sid = self.registry.sid(key)
-            self._shard(sid).log_meta("drop", {"sid": sid})
+            self._log_meta(self._shard(sid), "drop", {"sid": sid})
             self._apply_drop({"sid": sid})
 
     def _apply_drop(self, p: dict) -> None:
@@ -201,7 +237,7 @@ class Engine:
         sids = np.asarray(sids, np.int32)
         ts = np.asarray(ts, np.int64)
         values = np.asarray(values, np.float64)
-        with self.lock:
+        with self.batch():
             self._check_open()
             reg = self.registry
             n = len(reg.meta)
@@ -228,13 +264,13 @@ class Engine:
         if len(rows) == 0:
             return
         if len(self.shards) == 1:
-            self.shards[0].log_samples(rows)
+            self._logged(self.shards[0], self.shards[0].log_samples(rows))
             self._apply_rows(self.shards[0], rows)
             return
         shard_of = self.registry.shard[rows.sids]
         for i in np.unique(shard_of).tolist():
             part = rows.take(np.flatnonzero(shard_of == i))
-            self.shards[i].log_samples(part)
+            self._logged(self.shards[i], self.shards[i].log_samples(part))
             self._apply_rows(self.shards[i], part)
 
     def _apply_rows(self, shard: Shard, rows: Rows) -> None:
@@ -263,7 +299,7 @@ class Engine:
 
     def delete_range(self, key: str, min_ts: int, max_ts: int) -> int:
         """Deletes a series' samples in [min_ts, max_ts]; rules' buckets are recomputed."""
-        with self.lock:
+        with self.batch():
             self._check_open()
             sid = self.registry.sid(key)
             if sid in self.rules:
@@ -285,7 +321,7 @@ class Engine:
     def create_rule(self, source: str, dest: str, aggregator: str, bucket_ms: int,
                     align_ms: int = 0) -> None:
         """Adds a downsampling rule; a source holding data is backfilled at once."""
-        with self.lock:
+        with self.batch():
             self._check_open()
             agg = parse_aggregator(aggregator)
             if percentile_of(agg) is not None:
@@ -311,7 +347,7 @@ class Engine:
                 raise RuleError("the rule would create a cycle")
             payload = {"source": src, "dest": dst, "aggregator": agg,
                        "bucket_ms": int(bucket_ms), "align_ms": int(align_ms)}
-            self._shard(src).log_meta("createrule", payload)
+            self._log_meta(self._shard(src), "createrule", payload)
             self._apply_createrule(payload)
 
     def _root(self, sid: int) -> int:
@@ -354,13 +390,13 @@ class Engine:
         shard.streams._advance(np.full(len(starts), stream, np.int64), b[starts], grouped)
 
     def delete_rule(self, source: str, dest: str) -> None:
-        with self.lock:
+        with self.batch():
             self._check_open()
             src, dst = self.registry.sid(source), self.registry.sid(dest)
             rule = self.rules.get(dst)
             if rule is None or rule.source != src:
                 raise RuleError("compaction rule does not exist")
-            self._shard(src).log_meta("deleterule", {"dest": dst})
+            self._log_meta(self._shard(src), "deleterule", {"dest": dst})
             self._apply_deleterule({"dest": dst})
 
     def _apply_deleterule(self, p: dict) -> None:

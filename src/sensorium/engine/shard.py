@@ -82,11 +82,14 @@ class Shard:
         return rows if closed.all() else rows.take(np.flatnonzero(closed))
 
     # -- log ----------------------------------------------------------------------------------
-    def log_samples(self, rows: Rows) -> None:
-        self.wal.append(records.encode_samples(rows.sids, rows.ts, rows.columns["value"]))
+    def log_samples(self, rows: Rows) -> int:
+        """Writes a samples record to the log, unsynced; returns its log position."""
+        return self.wal.append(records.encode_samples(rows.sids, rows.ts, rows.columns["value"]),
+                               sync=False)
 
-    def log_meta(self, kind: str, payload: dict) -> None:
-        self.wal.append(records.encode_meta(kind, payload))
+    def log_meta(self, kind: str, payload: dict) -> int:
+        """Writes a metadata record to the log, unsynced; returns its log position."""
+        return self.wal.append(records.encode_meta(kind, payload), sync=False)
 
     def replay(self) -> list[records.Record]:
         return [records.decode(r) for r in self.wal.replay(int(self.manifest.get("wal_from", 0)))]

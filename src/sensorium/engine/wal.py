@@ -61,6 +61,11 @@ class WAL:
         self._fd = fd
         self._size = size  # bytes in the active segment, always at a frame boundary
         self._lock = threading.Lock()
+        # Group commit: appends number their bytes; one fdatasync covers every append written
+        # before it, so concurrent writers share a sync instead of queueing for one each.
+        self._written = 0  # bytes appended since open (all segments)
+        self._synced = 0  # of those, bytes known durable
+        self._sync_lock = threading.Lock()
         self._closed = False
         self._dirty = False  # written since the last fsync ("periodic")
         self._failed: OSError | None = None  # after a failed fsync nothing is known: refuse
@@ -113,8 +118,11 @@ class WAL:
         return cls(path, fsync, segment_bytes, sync_interval_s, segments, fd, size)
 
     # -- writing --------------------------------------------------------------------------
-    def append(self, record: Buffer) -> None:
+    def append(self, record: Buffer, *, sync: bool = True) -> int:
         """Log one record; when this returns, it is as durable as the fsync policy promises.
+
+        With ``sync=False`` the record is written (it survives ``kill -9``) but not fsynced
+        yet: call ``sync(position)`` with the returned position before acknowledging it.
 
         Raises:
             InvalidArgument: the record is empty or longer than ``MAX_RECORD_BYTES``.
@@ -122,12 +130,13 @@ class WAL:
             OSError: the write or fsync failed; the record is not acknowledged. After a failed
                 fsync every later append raises too, until the log is reopened.
         """
-        self.append_many((record,))
+        return self.append_many((record,), sync=sync)
 
-    def append_many(self, records: Sequence[Buffer]) -> None:
+    def append_many(self, records: Sequence[Buffer], *, sync: bool = True) -> int:
         """Log several records with one write and one fsync, all in the same segment.
 
-        Raises as ``append``; on error none of the records is acknowledged.
+        Returns the log position after them (see ``sync``). Raises as ``append``; on error
+        none of the records is acknowledged.
         """
         bufs: list[Buffer] = []
         nbytes = 0
@@ -138,7 +147,7 @@ class WAL:
             bufs += (_HEADER.pack(n, zlib.crc32(record)), record)
             nbytes += _HEADER.size + n
         if not bufs:
-            return
+            return self._written
         if len(bufs) > _MAX_IOV:
             bufs = [b"".join(bufs)]
         with self._lock:
@@ -146,10 +155,40 @@ class WAL:
             if self._size > 0 and self._size + nbytes > self._segment_bytes:
                 self._cut_locked()
             self._write_locked(bufs, nbytes)
-            if self._fsync == "batch":
-                self._sync_locked()
-            else:
-                self._dirty = True
+            self._dirty = True
+            position = self._written
+        if sync:
+            self.sync(position)
+        return position
+
+    def sync(self, position: int) -> None:
+        """Returns once the log is durable up to ``position`` under the fsync policy.
+
+        Under ``"batch"`` this fsyncs unless a concurrent call already covered ``position``
+        (group commit); other policies return at once.
+
+        Raises:
+            OSError: the fsync failed; the log refuses later appends.
+        """
+        if self._fsync != "batch" or self._synced >= position:
+            return
+        with self._sync_lock:
+            if self._synced >= position:
+                return  # another writer's fsync covered us while we waited
+            with self._lock:
+                self._check_writable()
+                fd = os.dup(self._fd)  # earlier segments were synced when they were cut
+                target = self._written
+                self._dirty = False
+            try:
+                _fdatasync(fd)
+            except OSError as exc:
+                with self._lock:
+                    self._failed = exc  # the kernel may have dropped dirty pages
+                raise
+            finally:
+                os.close(fd)
+            self._synced = max(self._synced, target)
 
     def cut(self) -> int:
         """Sync and close the active segment, start the next; return the new segment's number.
@@ -286,6 +325,7 @@ class WAL:
                 self._failed = exc
             raise
         self._size += nbytes
+        self._written += nbytes
 
     def _sync_locked(self) -> None:
         try:
@@ -294,6 +334,7 @@ class WAL:
             self._failed = exc  # the kernel may have dropped the dirty pages: nothing is known
             raise
         self._dirty = False
+        self._synced = max(self._synced, self._written)  # earlier segments synced at cut
 
     def _cut_locked(self) -> None:
         self._sync_locked()  # only the last segment may ever be torn
