@@ -295,3 +295,31 @@ def test_concurrent_writers_share_syncs(tmp_path):
         for w in range(4):
             got = db.range(f"w{w}", "-", "+")
             assert len(got) == 200 and {v for _, v in got} == {float(w)}
+
+
+def test_madd_with_series_ids(db):
+    ids = db.series_ids(["a", "b", "c"])
+    assert ids.dtype == np.int32 and len(set(ids.tolist())) == 3
+    assert (db.series_ids(["a", "zz"], create=False) == [ids[0], -1]).all()
+    res = db.madd(ids, [1, 2, 3], [1.0, 2.0, 3.0])
+    assert res.ok and db.range("b", "-", "+") == [(2, 2.0)]
+    db.delete_series("b")
+    res = db.madd(np.array([ids[0], ids[1], 99]), [5, 5, 5], [1.0, 1.0, 1.0])
+    assert res.status.tolist()[0] == 0 and res.rejects() == [
+        (1, "the key is not a TSDB key"), (2, "the key is not a TSDB key")]
+
+
+def test_create_many_with_labels_survives_restart(tmp_path):
+    path = str(tmp_path / "data")
+    with sensorium.open(path, background=False) as db:
+        db.create("b", labels={"old": "1"})
+        n = db.create_many(["a", "b", "c", "a"], [{"z": "1"}, {"z": "2"}, {"z": "3"}, {"z": "4"}],
+                           retention_msecs=500)
+        assert n == 2
+        assert db.queryindex(["z=(1,3)"]) == ["a", "c"]
+        assert db.info("b")["labels"] == {"old": "1"}  # existing series untouched
+    with sensorium.open(path, background=False) as db:
+        assert db.queryindex(["z=(1,3)"]) == ["a", "c"]
+        assert db.info("c")["retention_msecs"] == 500
+        db.madd(["a", "c"], [1, 1], [1.0, 2.0])
+        assert db.range("c", "-", "+") == [(1, 2.0)]

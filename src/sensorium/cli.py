@@ -1,8 +1,10 @@
-"""Command line: ``sensorium demo`` (``serve``, ``generate``, ``sql`` and ``stats`` come later)."""
+"""Command line: ``sensorium demo`` and ``sensorium serve`` (``generate``, ``sql`` and
+``stats`` come later)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import time
@@ -80,6 +82,27 @@ def _timed(label: str, fn, describe) -> None:  # type: ignore[no-untyped-def]
     print(f"  {label}: {np.median(times) * 1e3:.2f} ms → {describe(result)}")
 
 
+def serve(args: argparse.Namespace) -> None:
+    """Builds the server options (flags over ``--config`` over defaults) and serves."""
+    from . import server  # the web stack loads only for this command
+
+    try:
+        options = server.load_config(args.config) if args.config else server.ServerOptions()
+    except (OSError, ValueError, TypeError, sensorium.SensoriumError) as exc:
+        raise SystemExit(f"sensorium serve: bad --config: {exc}") from None
+    flags = {name: getattr(args, name) for name in ("data_dir", "host", "http_port", "resp_port")
+             if getattr(args, name) is not None}
+    if args.no_resp:
+        flags["resp_port"] = None
+    options = dataclasses.replace(options, **flags)
+    try:
+        server.run(options)
+    except sensorium.SensoriumError as exc:  # directory locked, bad option value
+        raise SystemExit(f"sensorium serve: {exc}") from None
+    except OSError as exc:  # a port in use, an unwritable directory
+        raise SystemExit(f"sensorium serve: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sensorium")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,9 +110,23 @@ def main(argv: list[str] | None = None) -> None:
     p_demo.add_argument("--data-dir", default="./sensorium-data")
     p_demo.add_argument("--sensors", type=int, default=1_000)
     p_demo.add_argument("--minutes", type=int, default=60)
+    p_serve = sub.add_parser(
+        "serve", help="serve a database over HTTP (JSON, InfluxDB line protocol) and RESP",
+        description="Flags override the --config file, which overrides the defaults. "
+                    "Database options and the auth token are set in the config file.")
+    p_serve.add_argument("--data-dir", help="database directory (default ./sensorium-data)")
+    p_serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p_serve.add_argument("--http-port", type=int, help="HTTP port (default 8080; 0 = any free)")
+    p_serve.add_argument("--resp-port", type=int,
+                         help="RESP (redis-py) port (default 6380; 0 = any free)")
+    p_serve.add_argument("--no-resp", action="store_true", help="do not start the RESP server")
+    p_serve.add_argument("--config", help="TOML file: [server] and [database] tables "
+                                          "(see docs/protocols/http.md)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         demo(args.data_dir, args.sensors, args.minutes)
+    elif args.command == "serve":
+        serve(args)
 
 
 if __name__ == "__main__":

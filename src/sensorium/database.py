@@ -177,6 +177,8 @@ class Database:
           * ``madd(keys, timestamps, values)`` — columns (numpy arrays or sequences) for
             many series at once, the fast path; missing series are created with the
             database defaults when ``create``; returns an ``AppendResult`` (per-row status).
+            ``keys`` may also be an integer array of ids from ``series_ids``, which skips
+            the key lookup (about a third of the cost of a batch).
         """
         if timestamps is None:
             return self._madd_tuples(ktv_tuples)  # type: ignore[arg-type]
@@ -187,11 +189,42 @@ class Database:
             raise InvalidArgument("keys, timestamps and values must have the same length")
         eng = self.engine
         with eng.batch():
-            sids = eng.registry.sids(keys)
-            if create and (sids < 0).any():
-                eng.create_many([k for k, s in zip(keys, sids.tolist(), strict=True) if s < 0])
-                sids = eng.registry.sids(keys)
+            if isinstance(keys, np.ndarray) and keys.dtype.kind in "iu":
+                sids = eng.registry.live(keys)
+            else:
+                sids = self.series_ids(keys, create=create)
             return eng.append(sids, ts, vals)
+
+    def series_ids(self, keys: Sequence[str] | np.ndarray, *, create: bool = True) -> np.ndarray:
+        """Ids (int32) of many series at once, for ``madd``; -1 for missing keys.
+
+        With ``create``, missing series are created with the database defaults. An id stays
+        valid until its series is deleted (then ``madd`` reports it as a missing key).
+        """
+        eng = self.engine
+        with eng.batch():
+            sids = eng.registry.sids(keys)
+            missing = np.flatnonzero(sids < 0)
+            if create and len(missing):
+                new = [keys[i] for i in missing.tolist()]
+                eng.create_many(new)
+                sids[missing] = eng.registry.sids(new)
+            return sids
+
+    def create_many(self, keys: Sequence[str], labels: Sequence[dict[str, str]] | None = None,
+                    retention_msecs: int | None = None,
+                    duplicate_policy: str | None = None) -> int:
+        """Creates those of ``keys`` that do not exist yet, in one commit; returns how many.
+
+        ``labels[i]`` (optional) are the labels of ``keys[i]``. Existing series are left
+        untouched, so front ends can call this for every key of a batch they are unsure of.
+        """
+        if retention_msecs is not None and int(retention_msecs) < 0:
+            raise InvalidArgument("Couldn't parse RETENTION")
+        if labels is not None and len(labels) != len(keys):
+            raise InvalidArgument("keys and labels must have the same length")
+        return self.engine.create_many(keys, labels, retention_ms=retention_msecs,
+                                       policy=_policy(duplicate_policy))
 
     def _madd_tuples(self, ktv: Sequence[tuple[str, int | str, float]]
                      ) -> list[int | InvalidSampleError]:
@@ -455,6 +488,29 @@ class Database:
 
     def exists(self, key: str) -> bool:
         return key in self.engine.registry.by_key
+
+    def describe(self, key: str) -> dict[str, Any]:
+        """The settings half of ``info`` (``labels``, ``retention_msecs``, ``duplicate_policy``,
+        ``source_key``, ``rules`` as ``[dest, bucket_ms, AGGREGATOR, align_ms]``) without
+        reading samples, so it is cheap enough per series of a listing or per query.
+
+        Raises:
+            SeriesNotFound: ``key`` does not exist.
+        """
+        eng = self.engine
+        with eng.lock:
+            reg = eng.registry
+            sid = reg.sid(key)
+            meta = reg.get(sid)
+            policy = int(reg.policy[sid])
+            return {
+                "labels": dict(meta.labels),
+                "retention_msecs": int(reg.retention_ms[sid]),
+                "duplicate_policy": None if policy < 0 else DuplicatePolicy(policy).name.lower(),
+                "source_key": None if meta.source is None else reg.key(meta.source),
+                "rules": [[reg.key(d), eng.rules[d].bucket_ms, eng.rules[d].aggregator.upper(),
+                           eng.rules[d].align_ms] for d in meta.rules],
+            }
 
     def batch(self) -> AbstractContextManager[None]:
         """Groups the writes made inside into one durable commit (one fsync at the end).

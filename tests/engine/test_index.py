@@ -305,3 +305,17 @@ def test_select_equals_naive_evaluation(history: list, query: list) -> None:
     for name in NAMES:
         assert index.label_values(name) == sorted(
             {labels[name] for labels in model.values() if name in labels})
+
+
+def test_add_many_equals_add() -> None:
+    rows = [(3, {"zone": "A", "t": "x"}), (5, {"zone": "B"}), (7, {"zone": "A", "fw": ""})]
+    one, many = LabelIndex(), LabelIndex()
+    one.add(5, {"zone": "Z"})
+    many.add(5, {"zone": "Z"})
+    for sid, labels in rows:
+        one.add(sid, labels)
+    many.add_many([sid for sid, _ in rows], [labels for _, labels in rows])
+    cases = (["zone=A"], ["zone=Z"], ["zone!=A", "zone=(A,B)"], ["t=x"], ["zone=(A,B,Z)", "fw="])
+    for filters in cases:
+        assert select(one, filters) == select(many, filters)
+    assert one.label_values("zone") == many.label_values("zone") == ["A", "B"]

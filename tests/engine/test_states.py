@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 from sensorium.engine.states import (
     AGGREGATORS,
     STATE_COLUMNS,
+    add_samples,
     aggregate_samples,
     empty_states,
     finalize,
     group_starts,
+    merge_pairs,
     quantile_samples,
     reduce_states,
     twa,
@@ -230,3 +232,50 @@ def test_quantile_matches_numpy_per_group(gs, q):
 def test_quantile_rejects_q_outside_unit_interval():
     with pytest.raises(InvalidArgument):
         quantile_samples(np.array([1.0]), np.array([0]), 1.5)
+
+
+def close_states(a, b, scale):
+    for col in STATE_COLUMNS:
+        assert a[col].dtype == b[col].dtype, col
+        assert np.allclose(a[col], b[col], rtol=1e-9, atol=1e-9 * scale), col
+
+
+@settings(max_examples=150, deadline=None)
+@given(groups, st.data())
+def test_merge_pairs_and_add_samples_equal_reduce_states(gs, data):
+    """The ingest kernels (row-wise merges) against the grouped reduction."""
+    gs = [g for g in gs if len(g) >= 2]
+    if not gs:
+        return
+    cuts = [data.draw(st.integers(1, len(g) - 1)) for g in gs]
+    head = [g[:c] for g, c in zip(gs, cuts, strict=True)]
+    tail = [g[c:] for g, c in zip(gs, cuts, strict=True)]
+    ts_h, vs_h, k_h = flatten(head)
+    ts_t, vs_t, k_t = flatten(tail)
+    a = aggregate_samples(ts_h, vs_h, group_starts(k_h))
+    b = aggregate_samples(ts_t, vs_t, group_starts(k_t))
+    ts, vs, keys = flatten(gs)
+    whole = aggregate_samples(ts, vs, group_starts(keys))
+    scale = 1e6 * 1e6 * 30
+    close_states(merge_pairs(a, b), whole, scale)
+    # One more sample per group: add_samples changes only the columns it returns.
+    one_t = np.array([g[0] for g in (t[0] for t in tail)], np.int64)
+    one_v = np.array([g[1] for g in (t[0] for t in tail)])
+    got = dict(a)
+    got.update(add_samples(a, one_t, one_v))
+    for i in range(len(gs)):
+        rows = head[i] + [tail[i][0]]
+        ref = aggregate_samples(np.array([t for t, _ in rows], np.int64),
+                                np.array([v for _, v in rows]), np.array([0]))
+        for col in STATE_COLUMNS:
+            assert got[col][i] == pytest.approx(ref[col][0], rel=1e-9, abs=1e-9 * scale), col
+
+
+def test_one_sample_groups_take_the_singleton_path():
+    ts = np.array([5, 9, 12], np.int64)
+    vs = np.array([1.5, -2.0, 3.0])
+    got = aggregate_samples(ts, vs, np.arange(3))
+    assert got["count"].tolist() == [1, 1, 1] and got["m2"].tolist() == [0.0] * 3
+    assert got["first_ts"].tolist() == got["last_ts"].tolist() == [5, 9, 12]
+    got["min"][0] = 99.0  # columns are independent arrays
+    assert got["max"][0] == 1.5 and vs[0] == 1.5

@@ -1,9 +1,12 @@
 """Table: last write wins across batches, parts and selection by sid and time."""
 
+from unittest import mock
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sensorium.engine import table as table_mod
 from sensorium.engine.table import Rows, Table, ranges_to_index, sort_dedup
 
 
@@ -24,7 +27,7 @@ def test_sort_dedup_keeps_last_of_equal_keys():
     assert r.columns["value"].tolist() == [2.0, 4.0, 3.0]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 50),
                                    st.floats(-1e6, 1e6)), max_size=30), max_size=8),
        st.integers(0, 5), st.integers(0, 50), st.integers(0, 50))
@@ -40,9 +43,23 @@ def test_read_equals_naive_last_write_wins(batches, sid, lo, hi):
             truth[(a, b)] = c
         if i % 3 == 2:
             table.freeze()
+        if i % 2 == 1:  # a background merge of adjacent parts keeps "newest wins"
+            with mock.patch.multiple(table_mod, MERGE_PARTS_ABOVE=1, PART_MERGE_WIDTH=2):
+                run = table.plan_part_merge()
+            if run is not None:
+                assert table.swap_parts(run, table.merge_parts(run))
+                assert not table.swap_parts(run, table.merge_parts(run))  # already swapped
     got = table.read(np.array([sid], np.int32), lo, hi)
     want = sorted((k, val) for k, val in truth.items() if k[0] == sid and lo <= k[1] <= hi)
     assert list(zip(got.ts.tolist(), got.columns["value"].tolist(), strict=True)) == [
         (k[1], val) for k, val in want]
     everything = table.read(None, 0, 50)
     assert len(everything) == len(truth)
+
+
+def test_read_of_no_sids_is_empty():
+    table = Table({"value": np.dtype(np.float64)}, cache=None)
+    table.append(rows([1, 2], [5, 6], [1.0, 2.0]))
+    assert len(table.read(np.array([], np.int32), 0, 10)) == 0
+    table.freeze()
+    assert len(table.read(np.array([], np.int32), 0, 10)) == 0

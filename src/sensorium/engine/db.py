@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -80,6 +80,7 @@ class Engine:
         self.closed = False
         self.registry = SeriesRegistry()
         self.rules: dict[int, Rule] = {}  # by dest sid
+        self._writable_cache: np.ndarray | None = None  # see _writable; reset on rule changes
         self.cache = block.RowGroupCache(options.block_cache_bytes)
         self._lock_fd = _lock_dir(path)
         shards = _read_layout(path, options.shards)
@@ -165,12 +166,45 @@ class Engine:
             ignore_max_time_diff=p["ignore"][0], ignore_max_val_diff=p["ignore"][1],
             sid=p["sid"])
 
-    def create_many(self, keys: list[str]) -> None:
-        """Creates missing series with database defaults (implicit creation on write)."""
+    def create_many(self, keys: Sequence[str], labels: Sequence[dict[str, str]] | None = None,
+                    *, retention_ms: int | None = None,
+                    policy: DuplicatePolicy | None = None) -> int:
+        """Creates the series among ``keys`` that do not exist yet; returns how many.
+
+        One log record per shard instead of one per series: this is how writes create
+        series implicitly, and how front ends create series with labels in bulk.
+        ``labels[i]`` belongs to ``keys[i]``; the first occurrence of a key wins.
+        """
         with self.batch():
-            for key in dict.fromkeys(keys):
-                if key not in self.registry.by_key:
-                    self.create(key)
+            self._check_open()
+            by_key = self.registry.by_key
+            new = {}
+            for i, key in enumerate(keys):
+                if key not in by_key and key not in new:
+                    new[key] = i
+            if not new:
+                return 0
+            first = len(self.registry.meta)
+            names = list(new)
+            shards = [shard_of_key(k, len(self.shards)) for k in names]
+            for number in sorted(set(shards)):
+                mine = [j for j, sh in enumerate(shards) if sh == number]
+                payload = {
+                    "sids": [first + j for j in mine], "keys": [names[j] for j in mine],
+                    "labels": None if labels is None else [labels[new[names[j]]] for j in mine],
+                    "retention_ms": self.options.retention_ms if retention_ms is None
+                    else int(retention_ms),
+                    "policy": None if policy is None else DuplicatePolicy(policy).name,
+                }
+                self._log_meta(self.shards[number], "create_many", payload)
+                self._apply_create_many(payload)
+            return len(names)
+
+    def _apply_create_many(self, p: dict) -> None:
+        policy = NO_POLICY if p["policy"] is None else int(DuplicatePolicy[p["policy"]])
+        self.registry.create_many(
+            p["sids"], p["keys"], p["labels"], retention_ms=np.int64(p["retention_ms"]),
+            policy=np.int8(policy), shard=np.int16(shard_of_key(p["keys"][0], len(self.shards))))
 
     def alter(self, key: str, *, labels: dict[str, str] | None = None,
               retention_ms: int | None = None, policy: DuplicatePolicy | None = None,
@@ -241,9 +275,7 @@ class Engine:
             self._check_open()
             reg = self.registry
             n = len(reg.meta)
-            writable = np.ones(max(n, 1), bool)
-            if self.rules:
-                writable[list(self.rules)] = False
+            writable = self._writable(n)
             res = resolve(
                 sids, ts, values, max_ts=reg.max_ts, retention_ms=reg.retention_ms,
                 policy=reg.policy, writable=writable,
@@ -251,6 +283,15 @@ class Engine:
                 read_existing=self._read_existing)
             self._log_and_apply(res.rows)
             return AppendResult(res.status, ts)
+
+    def _writable(self, n: int) -> np.ndarray:
+        """Per sid: may clients write it? (Rule destinations are written by their rule.)"""
+        if self._writable_cache is None or len(self._writable_cache) != max(n, 1):
+            writable = np.ones(max(n, 1), bool)
+            if self.rules:
+                writable[np.fromiter(self.rules, np.int64, len(self.rules))] = False
+            self._writable_cache = writable
+        return self._writable_cache
 
     def _read_existing(self, sids: np.ndarray, min_ts: int, max_ts: int) -> Rows:
         if len(self.shards) == 1:
@@ -324,9 +365,6 @@ class Engine:
         with self.batch():
             self._check_open()
             agg = parse_aggregator(aggregator)
-            if percentile_of(agg) is not None:
-                raise InvalidArgument("percentile rules are not supported yet; "
-                                      "query percentiles with a range aggregation")
             if bucket_ms <= 0:
                 raise InvalidArgument("bucketDuration must be greater than zero")
             if align_ms < 0:
@@ -363,8 +401,11 @@ class Engine:
         else:
             key = StreamKey(src, False, p["bucket_ms"], p["align_ms"])
         stream, created = shard.streams.ensure(key)
+        if percentile_of(p["aggregator"]) is not None:  # the stream keeps sketches
+            shard.streams.retain_sketch(stream)
         rule = Rule(src, dst, p["aggregator"], p["bucket_ms"], p["align_ms"], stream)
         self.rules[dst] = rule
+        self._writable_cache = None
         self.registry.get(src).rules.append(dst)
         self.registry.get(dst).source = src
         if created:
@@ -401,6 +442,7 @@ class Engine:
 
     def _apply_deleterule(self, p: dict) -> None:
         rule = self.rules.pop(p["dest"])
+        self._writable_cache = None
         self.registry.get(rule.source).rules.remove(rule.dest)
         dest_meta = self.registry.get(rule.dest)
         dest_meta.source = None
@@ -408,6 +450,8 @@ class Engine:
         shard = self._shard(rule.source)
         from .read import rule_samples
         ts, values = rule_samples(self, rule, 0, 2**62, latest=False)
+        if percentile_of(rule.aggregator) is not None:
+            shard.streams.release_sketch(rule.stream)
         users = [r for r in self.rules.values() if r.stream == rule.stream]
         if not users and not shard.streams.of_stream.get(rule.stream):
             shard.streams.drop(rule.stream)
@@ -458,11 +502,15 @@ class Engine:
 
     def _restore_rule(self, shard: Shard, r: dict) -> None:
         key = StreamKey(r["stream_source"], r["from_stream"], r["bucket_ms"], r["align_ms"])
-        stream, _ = shard.streams.ensure(key)
+        # The stored id, not the next free one: ids of dropped streams are never reused.
+        stream, _ = shard.streams.ensure(key, r["stream"])
         assert stream == r["stream"], "BUG: streams restored out of order"
+        if percentile_of(r["aggregator"]) is not None:  # its sketches are stored already
+            shard.streams.retain_sketch(stream, recompute=False)
         rule = Rule(r["source"], r["dest"], r["aggregator"], r["bucket_ms"], r["align_ms"],
                     stream)
         self.rules[rule.dest] = rule
+        self._writable_cache = None
         self.registry.get(rule.source).rules.append(rule.dest)
         self.registry.get(rule.dest).source = rule.source
 
@@ -471,7 +519,8 @@ class Engine:
             rows = Rows(rec.sids.astype(np.int32), rec.ts.copy(), {"value": rec.values.copy()})
             self._apply_rows(shard, rows)
             return
-        apply = {"create": self._apply_create, "alter": self._apply_alter,
+        apply = {"create": self._apply_create, "create_many": self._apply_create_many,
+                 "alter": self._apply_alter,
                  "drop": self._apply_drop, "createrule": self._apply_createrule,
                  "deleterule": self._apply_deleterule}[rec.kind]
         try:
@@ -493,7 +542,12 @@ class Engine:
                              if self.registry.shard[r.source] == shard.number]
                     rules.sort(key=lambda r: r["stream"])
                     cp = shard.begin_checkpoint(self.registry.snapshot(sids), write_state, rules)
-                raw_meta, rollup_meta, name = shard.write_checkpoint(cp)
+                try:
+                    raw_meta, rollup_meta, name = shard.write_checkpoint(cp)
+                except BaseException:
+                    with self.lock:  # keep serving from memory; the log still has it all
+                        shard.abort_checkpoint(cp)
+                    raise
                 with self.lock:
                     shard.finish_checkpoint(cp, raw_meta, rollup_meta, name)
             self._last_checkpoint = time.monotonic()
@@ -568,9 +622,24 @@ class Engine:
             shard.commit_manifest()
         return True
 
+    def merge_head_parts(self) -> bool:
+        """Merges one run of sorted in-memory parts, outside the lock; True if it did."""
+        for shard in self.shards:
+            for table in (shard.raw, shard.rollup):
+                with self.lock:
+                    run = table.plan_part_merge()
+                if run is not None:
+                    merged = table.merge_parts(run)  # numpy sorts release the GIL
+                    with self.lock:
+                        table.swap_parts(run, merged)
+                    return True
+        return False
+
     def _background(self) -> None:
         while not self._stop.wait(0.5):
             try:
+                while self.merge_head_parts() and not self._stop.is_set():
+                    pass
                 rows = max(s.memory_rows() for s in self.shards)
                 due = time.monotonic() - self._last_checkpoint > self.options.checkpoint_interval_s
                 if rows >= self.options.head_flush_rows or (due and rows):

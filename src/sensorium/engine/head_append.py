@@ -92,10 +92,14 @@ def resolve(
     # NaN is reserved as the deletion marker in storage, so it cannot be a value.
     status[(status == 0) & ~np.isfinite(values)] = Status.INVALID_VALUE
 
-    ok = np.flatnonzero(status == 0)
-    s, t, v = sids[ok], ts[ok], values[ok]
-    order = np.lexsort((t, s))  # stable: equal keys keep input order
-    s, t, v, ok = s[order], t[order], v[order], ok[order]
+    if status.any():
+        ok = np.flatnonzero(status == 0)
+        s, t, v = sids[ok], ts[ok], values[ok]
+    else:
+        ok, s, t, v = np.arange(n), sids, ts, values
+    order = _sort_order(s, t)  # stable: equal keys keep input order
+    if order is not None:
+        s, t, v, ok = s[order], t[order], v[order], ok[order]
 
     # Retention relative to the series' newest sample, counting this batch's newer ones.
     sid_start = _run_starts(s)
@@ -108,6 +112,9 @@ def resolve(
     live = ~expired
     s, t, v, ok = s[live], t[live], v[live], ok[live]
     late = t <= max_ts[s]
+    if not late.any() and ((s[1:] != s[:-1]) | (t[1:] != t[:-1])).all():
+        # The common case: every row is new and in order, nothing to resolve.
+        return Resolved(status, Rows(s.astype(np.int32), t, {"value": v}), late)
 
     pol = policy[s].astype(np.int16)
     pol[pol < 0] = int(default_policy)
@@ -151,6 +158,19 @@ def resolve(
     write = ~((g_pol == DuplicatePolicy.BLOCK) & has_old) & ~(has_old & (final == g_existing))
     rows = Rows(g_sid[write].astype(np.int32), g_ts[write], {"value": final[write]})
     return Resolved(status, rows, late[key_start][write])
+
+
+def _sort_order(s: np.ndarray, t: np.ndarray) -> np.ndarray | None:
+    """Stable order by (sid, ts), or None when the rows are sorted already."""
+    if len(s) < 2:
+        return None
+    if len(t) and int(t.max()) - int(t.min()) < 2**40 and int(s.max()) < 2**23:
+        # One int64 key: a sortedness check is one pass, and argsort beats lexsort ~3x.
+        key = (s.astype(np.int64) << 40) | (t - t.min())
+        if (key[1:] >= key[:-1]).all():
+            return None
+        return np.argsort(key, kind="stable")
+    return np.lexsort((t, s))
 
 
 def _run_starts(keys: np.ndarray) -> np.ndarray:

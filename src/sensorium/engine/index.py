@@ -157,6 +157,26 @@ class LabelIndex:
             else:
                 sids.add(sid)
 
+    def add_many(self, sids: Sequence[int], labels: Sequence[Mapping[str, str]]) -> None:
+        """``add`` for many new series: postings grow once per label pair, not per series."""
+        known = [sid for sid in sids if sid in self._labels]
+        for sid in known:
+            self.remove(sid)
+        grouped: dict[tuple[str, str], list[int]] = {}
+        for sid, own in zip(sids, labels, strict=True):
+            own = dict(own)
+            self._labels[sid] = own
+            for pair in own.items():
+                if pair[1]:
+                    bucket = grouped.get(pair)
+                    if bucket is None:
+                        grouped[pair] = [sid]
+                    else:
+                        bucket.append(sid)
+        postings = self._postings
+        for (name, value), members in grouped.items():
+            postings.setdefault(name, {}).setdefault(value, set()).update(members)
+
     def remove(self, sid: int) -> None:
         """Drops series ``sid`` from the index; an unknown sid is ignored (idempotent)."""
         own = self._labels.pop(sid, None)

@@ -39,6 +39,30 @@ class Aggregation:
 
 
 @dataclass(frozen=True, slots=True)
+class Edges:
+    """Per series (``sids`` sorted), the nearest samples outside a query window: the last
+    one before it and the first one after it (value NaN when there is none). twa
+    interpolates towards them at the window's edges, as RedisTimeSeries does."""
+
+    sids: np.ndarray
+    prev_ts: np.ndarray
+    prev_v: np.ndarray
+    next_ts: np.ndarray
+    next_v: np.ndarray
+
+    def of(self, sids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The edges of each of ``sids`` (NaN values for sids not listed)."""
+        if len(self.sids) == 0:
+            nan = np.full(len(sids), np.nan)
+            zero = np.zeros(len(sids), np.int64)
+            return zero, nan, zero, nan
+        at = np.minimum(np.searchsorted(self.sids, sids), len(self.sids) - 1)
+        known = self.sids[at] == sids
+        return (self.prev_ts[at], np.where(known, self.prev_v[at], np.nan),
+                self.next_ts[at], np.where(known, self.next_v[at], np.nan))
+
+
+@dataclass(frozen=True, slots=True)
 class Series:
     """One series' answer: timestamps and values, ascending."""
 
@@ -70,9 +94,12 @@ def _group(sids: np.ndarray, buckets: np.ndarray) -> np.ndarray:
     return np.flatnonzero(change)
 
 
-def aggregate_samples(rows: Rows, agg: Aggregation, window: tuple[int, int]
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Aggregates raw samples of many series; returns (sid, bucket_start, value) rows."""
+def aggregate_samples(rows: Rows, agg: Aggregation, window: tuple[int, int],
+                      edges: Edges | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Aggregates raw samples of many series; returns (sid, bucket_start, value) rows.
+
+    ``edges`` are the samples around ``window`` (twa only; None = no neighbours).
+    """
     b = bucket_of(rows.ts, agg)
     starts = _group(rows.sids, b)
     values = rows.columns["value"]
@@ -81,37 +108,89 @@ def aggregate_samples(rows: Rows, agg: Aggregation, window: tuple[int, int]
         out = st.quantile_samples(values, starts, q)
         return rows.sids[starts], b[starts], out
     states = st.aggregate_samples(rows.ts, values, starts)
-    return rows.sids[starts], b[starts], _finalize(states, rows.sids[starts], b[starts], agg,
-                                                   window)
+    return _finish_states(states, rows.sids[starts], b[starts], agg, window, edges)
 
 
-def aggregate_states(rows: Rows, agg: Aggregation, window: tuple[int, int]
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Merges tier state rows (ts = their bucket start) into coarser buckets."""
+def aggregate_states(rows: Rows, agg: Aggregation, window: tuple[int, int],
+                     edges: Edges | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merges tier state rows (ts = their bucket start) into coarser buckets.
+
+    Percentiles are not in the states: ``read`` answers them from the tier's sketches.
+    """
     if percentile_of(agg.aggregator) is not None:
-        raise InvalidArgument("percentiles are answered from raw samples only")
+        raise InvalidArgument("percentiles are answered from sketches, not states")
     b = bucket_of(rows.ts, agg)
     starts = _group(rows.sids, b)
     states = st.reduce_states(dict(rows.columns), starts)
-    return rows.sids[starts], b[starts], _finalize(states, rows.sids[starts], b[starts], agg,
-                                                   window)
+    return _finish_states(states, rows.sids[starts], b[starts], agg, window, edges)
+
+
+def _finish_states(states: st.States, sids: np.ndarray, buckets: np.ndarray, agg: Aggregation,
+                   window: tuple[int, int], edges: Edges | None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if agg.aggregator == "twa" and agg.empty:
+        # An empty twa bucket interpolates between the samples around it: it needs a row.
+        states, sids, buckets = insert_empty(states, sids, buckets, agg.bucket_ms)
+    return sids, buckets, _finalize(states, sids, buckets, agg, window, edges)
+
+
+def insert_empty(states: st.States, sids: np.ndarray, buckets: np.ndarray, bucket_ms: int
+                 ) -> tuple[st.States, np.ndarray, np.ndarray]:
+    """Adds count-0 rows for the missing buckets between rows of the same series."""
+    n = len(sids)
+    if n < 2:
+        return states, sids, buckets
+    gap = np.zeros(n, np.int64)  # missing buckets before each row
+    same = sids[1:] == sids[:-1]
+    gap[1:] = np.where(same, (buckets[1:] - buckets[:-1]) // bucket_ms - 1, 0)
+    total = int(gap.sum())
+    if total == 0:
+        return states, sids, buckets
+    pos = np.arange(n) + np.cumsum(gap)  # where each old row lands
+    out_n = n + total
+    fresh = np.ones(out_n, bool)
+    fresh[pos] = False
+    out_states = st.empty_states(out_n)
+    for name in st.STATE_COLUMNS:
+        out_states[name][pos] = states[name]
+    out_sids = np.empty(out_n, sids.dtype)
+    out_b = np.empty(out_n, np.int64)
+    out_sids[pos], out_b[pos] = sids, buckets
+    # A missing bucket follows the nearest kept row before it: same series, next buckets.
+    owner = np.maximum.accumulate(np.where(fresh, 0, np.arange(out_n)))
+    step = np.arange(out_n) - owner
+    out_sids[fresh] = out_sids[owner[fresh]]
+    out_b[fresh] = out_b[owner[fresh]] + step[fresh] * bucket_ms
+    return out_states, out_sids, out_b
 
 
 def _finalize(states: st.States, sids: np.ndarray, buckets: np.ndarray, agg: Aggregation,
-              window: tuple[int, int]) -> np.ndarray:
+              window: tuple[int, int], edges: Edges | None = None) -> np.ndarray:
     if agg.aggregator != "twa":
         return st.finalize(states, agg.aggregator)
-    # Neighbours of a bucket are the last sample of the previous bucket and the first of the
-    # next one, within the same series; edges of the query window have none here.
+    # A bucket's neighbours are the last sample of the nearest non-empty bucket before it and
+    # the first of the nearest after it, in the same series; at the series' first and last
+    # buckets, the samples around the query window (``edges``).
     n = len(sids)
-    same_prev = np.zeros(n, bool)
-    same_prev[1:] = sids[1:] == sids[:-1]
-    same_next = np.zeros(n, bool)
-    same_next[:-1] = sids[:-1] == sids[1:]
-    prev_ts = np.roll(states["last_ts"], 1)
-    prev_v = np.where(same_prev, np.roll(states["last"], 1), np.nan)
-    next_ts = np.roll(states["first_ts"], -1)
-    next_v = np.where(same_next, np.roll(states["first"], -1), np.nan)
+    idx = np.arange(n)
+    full = states["count"] > 0
+    before = np.full(n, -1)
+    before[1:] = np.maximum.accumulate(np.where(full, idx, -1))[:-1]
+    after = np.full(n, n)
+    after[:-1] = np.minimum.accumulate(np.where(full, idx, n)[::-1])[::-1][1:]
+    pb, nb = np.clip(before, 0, max(n - 1, 0)), np.clip(after, 0, max(n - 1, 0))
+    has_prev = (before >= 0) & (sids[pb] == sids)
+    has_next = (after < n) & (sids[nb] == sids)
+    prev_ts = np.where(has_prev, states["last_ts"][pb], 0)
+    prev_v = np.where(has_prev, states["last"][pb], np.nan)
+    next_ts = np.where(has_next, states["first_ts"][nb], 0)
+    next_v = np.where(has_next, states["first"][nb], np.nan)
+    if edges is not None:
+        e_pts, e_pv, e_nts, e_nv = edges.of(sids)
+        prev_ts = np.where(has_prev, prev_ts, e_pts)
+        prev_v = np.where(has_prev, prev_v, e_pv)
+        next_ts = np.where(has_next, next_ts, e_nts)
+        next_v = np.where(has_next, next_v, e_nv)
     ws = np.maximum(buckets, window[0])
     we = np.minimum(buckets + agg.bucket_ms, window[1])
     return st.twa(states, ws, we, prev_ts, prev_v, next_ts, next_v)

@@ -4,27 +4,43 @@ A raw series shows its samples newer than its retention cutoff. A rule destinati
 value per closed bucket of its stream (the aggregator applied to the bucket's state), plus the
 open bucket with ``latest``. Aggregating a destination over buckets that are whole multiples
 of its own merges the states, so the answer is exact (a true mean, not a mean of means).
+Percentiles of a destination whose stream keeps sketches (one a percentile rule reads) merge
+the buckets' DDSketches: within ``sketch.RELATIVE_ACCURACY`` of the sample of rank
+floor(q·(n−1)); raw percentiles are exact (linear interpolation, numpy's default).
+
+twa interpolates towards the nearest samples outside the query window (RedisTimeSeries):
+they are found with a few widening reads per batch of series (``_before`` / ``_after``).
 
 Callers hold the engine lock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..model import percentile_of
 from . import query
+from . import sketch as sk
 from . import states as st
-from .query import Aggregation, Series
+from .query import Aggregation, Edges, Series
 from .series import EMPTY_TS
-from .table import Rows
+from .table import Rows, concat
 
 if TYPE_CHECKING:
     from .db import Engine, Rule
 
 ALL = (0, 2**62)
+_FAR = 2**62
+# First window searched for a neighbour outside a query window; each miss widens it 16-fold,
+# so even a neighbour years away costs a dozen reads (of all series still missing one).
+_NEIGHBOUR_WINDOW_MS = 60_000
+_WIDEN = 16
+
+ReadRows = Callable[[np.ndarray, int, int], Rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,34 +57,80 @@ class RangeOptions:
 
 
 def _states_rows(engine: Engine, rule: Rule, min_ts: int, max_ts: int, latest: bool) -> Rows:
-    """Visible bucket states of a destination, oldest first (open bucket with ``latest``)."""
+    """Visible bucket states of a destination, oldest first (open bucket with ``latest``).
+
+    A bucket aligned to start before 0 holds samples from 0: a window from 0 includes it.
+    """
     shard = engine._shard(rule.source)
     stream = np.array([rule.stream], np.int32)
-    rows = shard.read_closed_states(stream, min_ts, max_ts)
+    rows = shard.read_closed_states(stream, min_ts if min_ts > 0 else -_FAR, max_ts)
     ret = int(engine.registry.retention_ms[rule.dest])
     if ret > 0 and len(rows):
         rows = rows.take(np.flatnonzero(rows.ts >= rows.ts[-1] - ret))
     ob = int(shard.streams.open_bucket[rule.stream])
-    if latest and ob != EMPTY_TS and min_ts <= ob <= max_ts and \
+    if latest and ob != EMPTY_TS and (ob >= min_ts or min_ts <= 0) and ob <= max_ts and \
             shard.streams.open["count"][rule.stream] > 0:
-        open_row = {k: v[rule.stream : rule.stream + 1] for k, v in shard.streams.open.items()}
-        rows = Rows(np.concatenate((rows.sids, stream)), np.append(rows.ts, ob),
-                    {k: np.concatenate((rows.columns[k], open_row[k])) for k in rows.columns})
+        rows = concat([rows, _open_row(engine, rule)], st.STATE_COLUMNS)
     return rows
+
+
+def _open_row(engine: Engine, rule: Rule) -> Rows:
+    streams = engine._shard(rule.source).streams
+    i = rule.stream
+    return Rows(np.array([i], np.int32), streams.open_bucket[i : i + 1].copy(),
+                {k: v[i : i + 1].copy() for k, v in streams.open.items()})
 
 
 def rule_samples(engine: Engine, rule: Rule, min_ts: int, max_ts: int, latest: bool
                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A destination's samples: (bucket start clamped to 0, aggregator of the bucket)."""
     rows = _states_rows(engine, rule, min_ts, max_ts, latest)
     if len(rows) == 0:
         return rows.ts, np.empty(0)
     states = dict(rows.columns)
+    q = percentile_of(rule.aggregator)
     if rule.aggregator == "twa":
         agg = Aggregation("twa", rule.bucket_ms, rule.align_ms)
-        values = query._finalize(states, rows.sids, rows.ts, agg, ALL)
+        edges = _tier_edges(engine, rule, rows)
+        values = query._finalize(states, rows.sids, rows.ts, agg, (-_FAR, _FAR), edges)
+    elif q is not None:
+        values = _sketch_quantiles(engine, rule, rows, np.arange(len(rows)), len(rows), q)
     else:
         values = st.finalize(states, rule.aggregator)
-    return rows.ts, values
+    return np.maximum(rows.ts, 0), values
+
+
+def _sketch_quantiles(engine: Engine, rule: Rule, rows: Rows, group: np.ndarray,
+                      n_groups: int, q: float) -> np.ndarray:
+    """Quantile ``q`` of groups of a destination's state rows, from their sketches.
+
+    ``group`` (non-decreasing) numbers the group of each row; the open bucket, if among the
+    rows, gets its sketch computed from the stream's input.
+    """
+    streams = engine._shard(rule.source).streams
+    ob = streams.open_bucket[rule.stream]
+    closed = np.flatnonzero(rows.ts < ob)
+    parts = []
+    if len(closed):
+        got = streams.read_bins(np.array([rule.stream]), int(rows.ts[closed[0]]),
+                                int(rows.ts[closed[-1]]))
+        bucket = sk.bucket_of_key(got.ts)
+        at = np.minimum(np.searchsorted(rows.ts, bucket), len(rows) - 1)
+        ok = rows.ts[at] == bucket  # buckets hidden by retention are not among the rows
+        parts.append(sk.Bins(group[at[ok]], sk.slot_of_key(got.ts[ok]),
+                             got.columns["count"][ok]))
+    if len(closed) < len(rows):  # the open bucket (LATEST)
+        _, bins = streams.open_bins(np.array([rule.stream]))
+        parts.append(sk.Bins(np.full(len(bins), group[-1], np.int64), bins.slot, bins.count))
+    if not parts:
+        return np.full(n_groups, np.nan)
+    g = np.concatenate([p.group for p in parts])
+    merged = sk.count_bins(g, np.concatenate([p.slot for p in parts]),
+                           np.concatenate([p.count for p in parts]))
+    starts = st.group_starts(group)
+    lo = np.minimum.reduceat(rows.columns["min"], starts)
+    hi = np.maximum.reduceat(rows.columns["max"], starts)
+    return sk.quantiles(merged, n_groups, q, lo, hi)
 
 
 def raw_rows(engine: Engine, sids: np.ndarray, min_ts: int, max_ts: int) -> Rows:
@@ -79,8 +141,9 @@ def raw_rows(engine: Engine, sids: np.ndarray, min_ts: int, max_ts: int) -> Rows
         mine = sids if len(engine.shards) == 1 else sids[reg.shard[sids] == shard.number]
         if len(mine):
             chunks.append(shard.read_raw(mine, min_ts, max_ts))
-    from .table import concat
     rows = concat(chunks, ("value",))
+    if len(chunks) > 1:  # shards hold disjoint sids, each chunk sorted by (sid, ts)
+        rows = rows.take(np.argsort(rows.sids, kind="stable"))
     if len(rows):
         ret, mx = reg.retention_ms[rows.sids], reg.max_ts[rows.sids]
         visible = (ret <= 0) | (rows.ts >= mx - ret)
@@ -109,36 +172,156 @@ def multi_range(engine: Engine, sids: np.ndarray, min_ts: int, max_ts: int,
     raw = sids[~is_dest]
     if len(raw):
         rows = _filter(raw_rows(engine, raw, min_ts, max_ts), opts)
-        out.update((s.sid, s) for s in _answer(rows, raw, opts, (min_ts, max_ts)))
+        edges = None
+        if _wants_edges(opts):
+            edges = _raw_edges(engine, raw, min_ts, max_ts)
+        out.update((s.sid, s) for s in _answer(rows, raw, opts, (min_ts, max_ts), edges))
     for sid in sids[is_dest].tolist():
         out[sid] = _dest_range(engine, engine.rules[sid], min_ts, max_ts, opts)
     return [_finish(out[s], opts) for s in sids.tolist()]
 
 
-def _answer(rows: Rows, sids: np.ndarray, opts: RangeOptions, window: tuple[int, int]
-            ) -> list[Series]:
+def _wants_edges(opts: RangeOptions) -> bool:
+    # Filters pick samples before aggregating: neighbours outside the window are not defined
+    # for a filtered series, so the window is then cut at its first and last samples.
+    agg = opts.aggregation
+    return (agg is not None and agg.aggregator == "twa" and opts.filter_ts is None
+            and opts.min_value is None)
+
+
+def _answer(rows: Rows, sids: np.ndarray, opts: RangeOptions, window: tuple[int, int],
+            edges: Edges | None = None) -> list[Series]:
     agg = opts.aggregation
     if agg is None:
         return query.split(rows.sids, rows.ts, rows.columns["value"], sids)
-    s, b, v = query.aggregate_samples(rows, agg, window)
+    s, b, v = query.aggregate_samples(rows, agg, window, edges)
     return query.split(s, b, v, sids)
 
 
 def _dest_range(engine: Engine, rule: Rule, min_ts: int, max_ts: int,
                 opts: RangeOptions) -> Series:
     agg = opts.aggregation
-    exact = (agg is not None and opts.filter_ts is None and opts.min_value is None
+    q = percentile_of(agg.aggregator) if agg is not None else None
+    streams = engine._shard(rule.source).streams
+    merge = (agg is not None and opts.filter_ts is None and opts.min_value is None
              and agg.bucket_ms % rule.bucket_ms == 0
              and (agg.align_ms - rule.align_ms) % rule.bucket_ms == 0
-             and query.percentile_of(agg.aggregator) is None)
-    if exact:
+             and (q is None or streams.sketched(rule.stream)))
+    if merge:
         assert agg is not None
         rows = _states_rows(engine, rule, min_ts, max_ts, opts.latest)
-        s, b, v = query.aggregate_states(rows, agg, (min_ts, max_ts))
+        if q is not None:
+            b = query.bucket_of(rows.ts, agg)
+            starts = st.group_starts(b)
+            group = np.zeros(len(b), np.int64)
+            group[starts[1:]] = 1
+            group = np.cumsum(group)
+            return Series(rule.dest, b[starts],
+                          _sketch_quantiles(engine, rule, rows, group, len(starts), q)
+                          if len(rows) else np.empty(0))
+        edges = _tier_edges(engine, rule, rows, min_ts, max_ts) \
+            if agg.aggregator == "twa" else None
+        s, b, v = query.aggregate_states(rows, agg, (min_ts, max_ts), edges)
         return Series(rule.dest, b, v)
+    # Otherwise the destination's own samples (bucket values) are aggregated like raw ones.
     ts, values = rule_samples(engine, rule, min_ts, max_ts, opts.latest)
     rows = _filter(Rows(np.full(len(ts), rule.dest, np.int32), ts, {"value": values}), opts)
     return _answer(rows, np.array([rule.dest], np.int32), opts, (min_ts, max_ts))[0]
+
+
+# -- neighbours outside a window (twa) ----------------------------------------------------------
+def _raw_edges(engine: Engine, sids: np.ndarray, min_ts: int, max_ts: int) -> Edges:
+    """The visible samples of raw sids right before ``min_ts`` and right after ``max_ts``."""
+    def read(s: np.ndarray, lo: int, hi: int) -> Rows:
+        return raw_rows(engine, s, lo, hi)
+
+    prev = _before(read, sids, min_ts, 0, ("value",))
+    nxt = _after(read, sids, max_ts, engine.registry.max_ts[sids], ("value",))
+    return _edges(sids, prev.sids, prev.ts, prev.columns["value"],
+                  nxt.sids, nxt.ts, nxt.columns["value"])
+
+
+def _tier_edges(engine: Engine, rule: Rule, rows: Rows, min_ts: int | None = None,
+                max_ts: int | None = None) -> Edges:
+    """Samples of a destination's stream around state ``rows`` (or around a window): the
+    last sample of the newest bucket before, the first of the oldest bucket after (closed,
+    else the open bucket)."""
+    shard = engine._shard(rule.source)
+    streams = shard.streams
+    stream = np.array([rule.stream], np.int32)
+    if min_ts is None or max_ts is None:
+        lo, hi = (int(rows.ts[0]), int(rows.ts[-1])) if len(rows) else (0, -1)
+    else:  # a window from 0 includes a bucket aligned to start before 0
+        lo, hi = (min_ts if min_ts > 0 else -_FAR), max_ts
+    ob = streams.open_bucket[rule.stream]
+    names = st.STATE_COLUMNS
+    prev = _before(shard.read_closed_states, stream, lo, -rule.bucket_ms, names)
+    closed_to = np.array([ob - 1 if ob != EMPTY_TS else EMPTY_TS], np.int64)
+    nxt = _after(shard.read_closed_states, stream, hi, closed_to, names)
+    if len(nxt) == 0 and ob != EMPTY_TS and ob > hi and streams.open["count"][rule.stream] > 0:
+        nxt = _open_row(engine, rule)
+    # State rows carry the stream id as their sid: so do the edges.
+    return _edges(stream, prev.sids, prev.columns["last_ts"], prev.columns["last"],
+                  nxt.sids, nxt.columns["first_ts"], nxt.columns["first"])
+
+
+def _edges(sids: np.ndarray, p_sids: np.ndarray, p_ts: np.ndarray, p_v: np.ndarray,
+           n_sids: np.ndarray, n_ts: np.ndarray, n_v: np.ndarray) -> Edges:
+    sids = np.asarray(sids, np.int64)
+    n = len(sids)
+    out = Edges(sids, np.zeros(n, np.int64), np.full(n, np.nan), np.zeros(n, np.int64),
+                np.full(n, np.nan))
+    i = np.searchsorted(sids, p_sids)
+    out.prev_ts[i], out.prev_v[i] = p_ts, p_v
+    i = np.searchsorted(sids, n_sids)
+    out.next_ts[i], out.next_v[i] = n_ts, n_v
+    return out
+
+
+def _before(read: ReadRows, sids: np.ndarray, ts: int, lowest: int,
+            names: tuple[str, ...]) -> Rows:
+    """Per sorted sid, its newest row with lowest <= row ts < ``ts`` (sids without one are
+    left out), found with widening windows."""
+    found: list[Rows] = []
+    pending = np.asarray(sids, np.int32)
+    width = _NEIGHBOUR_WINDOW_MS
+    while len(pending) and ts - 1 >= lowest:
+        lo = max(ts - width, lowest)
+        rows = read(pending, lo, ts - 1)
+        if len(rows):
+            last = np.flatnonzero(np.append(rows.sids[1:] != rows.sids[:-1], True))
+            found.append(rows.take(last))
+            pending = np.setdiff1d(pending, rows.sids[last]).astype(np.int32)
+        if lo == lowest:
+            break
+        width *= _WIDEN
+    return _sorted_rows(found, names)
+
+
+def _after(read: ReadRows, sids: np.ndarray, ts: int, highest: np.ndarray,
+           names: tuple[str, ...]) -> Rows:
+    """Per sorted sid, its oldest row with ``ts`` < row ts <= ``highest`` (per sid)."""
+    found: list[Rows] = []
+    keep = np.asarray(highest) > ts
+    pending, top = np.asarray(sids, np.int32)[keep], np.asarray(highest)[keep]
+    width = _NEIGHBOUR_WINDOW_MS
+    while len(pending):
+        hi = min(ts + width, int(top.max()))
+        rows = read(pending, ts + 1, hi)
+        if len(rows):
+            first = np.flatnonzero(np.concatenate(([True], rows.sids[1:] != rows.sids[:-1])))
+            found.append(rows.take(first))
+            left = ~np.isin(pending, rows.sids[first])
+            pending, top = pending[left], top[left]
+        if len(pending) == 0 or hi >= int(top.max()):
+            break
+        width *= _WIDEN
+    return _sorted_rows(found, names)
+
+
+def _sorted_rows(found: list[Rows], names: tuple[str, ...]) -> Rows:
+    rows = concat(found, names)
+    return rows.take(np.argsort(rows.sids, kind="stable")) if len(found) > 1 else rows
 
 
 def _finish(series: Series, opts: RangeOptions) -> Series:

@@ -109,6 +109,37 @@ class SeriesRegistry:
         self.index.add(sid, labels)
         return sid
 
+    def create_many(self, sids: list[int], keys: list[str],
+                    labels: list[dict[str, str] | None] | None, *, retention_ms: np.ndarray,
+                    policy: np.ndarray, shard: np.ndarray,
+                    settings: list[tuple[int, int, float]] | None = None) -> None:
+        """Registers many series at once (bulk create, checkpoint restore); keys must be new.
+
+        Array arguments are per series; ``settings`` holds (chunk_size, ignore_max_time_diff,
+        ignore_max_val_diff) per series, defaults when None.
+        """
+        if not sids:
+            return
+        if any(k in self.by_key for k in keys) or len(set(keys)) != len(keys):
+            raise SeriesExists(next(k for k in keys if k in self.by_key or keys.count(k) > 1))
+        idx = np.asarray(sids, np.int64)
+        self._grow(int(idx.max()) + 1)
+        if len(self.meta) <= idx.max():
+            self.meta.extend([None] * (int(idx.max()) + 1 - len(self.meta)))
+        labels = labels or [None] * len(keys)
+        settings = settings or [(4096, 0, 0.0)] * len(keys)
+        owned = [dict(lab) if lab else {} for lab in labels]
+        for sid, key, own, (chunk, it, iv) in zip(sids, keys, owned, settings, strict=True):
+            self.meta[sid] = SeriesMeta(key, own, chunk, it, iv)
+        self.index.add_many(sids, owned)
+        self.by_key.update(zip(keys, sids, strict=True))
+        self.retention_ms[idx] = retention_ms
+        self.policy[idx] = policy
+        self.alive[idx] = True
+        self.shard[idx] = shard
+        self.max_ts[idx] = EMPTY_TS
+        self.last_value[idx] = np.nan
+
     def drop(self, sid: int) -> None:
         meta = self.get(sid)
         del self.by_key[meta.key]
@@ -127,6 +158,14 @@ class SeriesRegistry:
         get = self.by_key.get
         return np.fromiter((get(k, -1) for k in keys), np.int64).astype(np.int32)  # type: ignore[attr-defined]
 
+    def live(self, sids: np.ndarray) -> np.ndarray:
+        """``sids`` as int32 with -1 for ids that are out of range or deleted."""
+        sids = np.asarray(sids, np.int64)
+        inside = (sids >= 0) & (sids < len(self.meta))
+        ok = inside.copy()
+        ok[inside] = self.alive[sids[inside]]
+        return np.where(ok, sids, -1).astype(np.int32)
+
     def get(self, sid: int) -> SeriesMeta:
         meta = self.meta[sid] if 0 <= sid < len(self.meta) else None
         if meta is None:
@@ -141,25 +180,29 @@ class SeriesRegistry:
 
     # -- persistence (checkpoint snapshot) ---------------------------------------------------
     def snapshot(self, sids: np.ndarray) -> dict:
-        """A JSON-able description of ``sids`` (one shard's series) for a checkpoint."""
-        out = []
-        for sid in sids.tolist():
-            m = self.get(sid)
-            policy = int(self.policy[sid])
-            out.append({
-                "sid": sid, "key": m.key, "labels": m.labels,
-                "retention_ms": int(self.retention_ms[sid]),
-                "policy": None if policy == NO_POLICY else DuplicatePolicy(policy).name,
-                "chunk_size": m.chunk_size,
-                "ignore": [m.ignore_max_time_diff, m.ignore_max_val_diff],
-            })
-        return {"series": out}
+        """A JSON-able, columnar description of ``sids`` (one shard's series)."""
+        metas = [self.get(sid) for sid in sids.tolist()]
+        return {"series_columns": {
+            "sid": sids.tolist(), "key": [m.key for m in metas],
+            "labels": [m.labels for m in metas],
+            "retention_ms": self.retention_ms[sids].tolist(),
+            "policy": self.policy[sids].tolist(),
+            "settings": [[m.chunk_size, m.ignore_max_time_diff, m.ignore_max_val_diff]
+                         for m in metas],
+        }}
 
     def restore(self, snap: dict, shard: int) -> None:
-        for s in snap["series"]:
-            self.create(
-                s["key"], labels=s["labels"], retention_ms=s["retention_ms"],
-                policy=None if s["policy"] is None else DuplicatePolicy[s["policy"]],
-                shard=shard, chunk_size=s["chunk_size"], ignore_max_time_diff=s["ignore"][0],
-                ignore_max_val_diff=s["ignore"][1], sid=s["sid"],
-            )
+        if "series" in snap:  # the row-wise layout of older checkpoints
+            for s in snap["series"]:
+                self.create(
+                    s["key"], labels=s["labels"], retention_ms=s["retention_ms"],
+                    policy=None if s["policy"] is None else DuplicatePolicy[s["policy"]],
+                    shard=shard, chunk_size=s["chunk_size"],
+                    ignore_max_time_diff=s["ignore"][0], ignore_max_val_diff=s["ignore"][1],
+                    sid=s["sid"])
+            return
+        c = snap["series_columns"]
+        self.create_many(c["sid"], c["key"], c["labels"],
+                         retention_ms=np.asarray(c["retention_ms"], np.int64),
+                         policy=np.asarray(c["policy"], np.int8), shard=np.int16(shard),
+                         settings=[tuple(x) for x in c["settings"]])

@@ -40,8 +40,8 @@ class Checkpoint:
     """What a flush hands to disk: frozen in-memory rows and the metadata to restore."""
 
     segment: int
-    raw: Rows
-    rollup: Rows
+    raw: list[Rows]  # frozen parts, oldest first; merged outside the lock
+    rollup: list[Rows]
     series: dict
     write_state: dict[str, np.ndarray]
     streams: dict[str, np.ndarray]
@@ -125,14 +125,23 @@ class Shard:
                          rules: list[dict]) -> Checkpoint:
         """Under the database lock: cuts the log and freezes memory. Fast."""
         segment = self.wal.cut()
+        # Copies: the open buckets keep changing while the checkpoint is written.
+        streams = {k: v.copy() for k, v in self.streams.snapshot().items()}
         return Checkpoint(segment, self.raw.snapshot_memory(), self.rollup.snapshot_memory(),
-                          series, write_state, self.streams.snapshot(), rules)
+                          series, write_state, streams, rules)
+
+    def abort_checkpoint(self, cp: Checkpoint) -> None:
+        """Under the lock, after ``write_checkpoint`` failed: memory stays as it was."""
+        self.raw.abort_flush(cp.raw)
+        self.rollup.abort_flush(cp.rollup)
 
     def write_checkpoint(self, cp: Checkpoint) -> tuple[block.BlockMeta | None,
                                                         block.BlockMeta | None, str]:
         """Outside the lock: writes blocks and the checkpoint directory. Slow."""
-        metas = [self.write_block(table, rows) if len(rows) else None
-                 for table, rows in ((self.raw, cp.raw), (self.rollup, cp.rollup))]
+        metas = []
+        for table, parts in ((self.raw, cp.raw), (self.rollup, cp.rollup)):
+            rows = table.merge_parts(parts)
+            metas.append(self.write_block(table, rows) if len(rows) else None)
         self._ckpt_seq += 1
         name = f"ckpt-{self._ckpt_seq:08d}"
         tmp = os.path.join(self.path, name + ".tmp")
@@ -144,7 +153,10 @@ class Shard:
         arrays.update({f"stream_{k}": v for k, v in cp.streams.items()})
         np.savez(os.path.join(tmp, "state.npz"), **arrays)
         _fsync_tree(tmp)
-        os.replace(tmp, os.path.join(self.path, name))
+        final = os.path.join(self.path, name)
+        if os.path.exists(final):  # left by a crash before its manifest commit: unused
+            shutil.rmtree(final)
+        os.replace(tmp, final)
         return metas[0], metas[1], name
 
     def write_block(self, table: Table, rows: Rows) -> block.BlockMeta:

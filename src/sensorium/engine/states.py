@@ -79,6 +79,8 @@ def aggregate_samples(ts: np.ndarray, values: np.ndarray, starts: np.ndarray) ->
     starts = np.asarray(starts, np.intp)
     if len(starts) == 0:
         return empty_states(0)
+    if len(starts) == len(ts):  # one sample per group (a per-second batch): no reductions
+        return _singletons(ts, values)
     sizes = _sizes(starts, len(ts))
     last_idx = starts + sizes - 1
     total = np.add.reduceat(values, starts)
@@ -102,6 +104,60 @@ def aggregate_samples(ts: np.ndarray, values: np.ndarray, starts: np.ndarray) ->
         "last_ts": ts[last_idx],
         "last": values[last_idx],
         "area": np.add.reduceat(trap, starts),
+    }
+
+
+def _singletons(ts: np.ndarray, values: np.ndarray) -> States:
+    zeros = np.zeros(len(ts), np.float64)
+    return {
+        "count": np.ones(len(ts), np.int64), "sum": values.copy(), "min": values.copy(),
+        "max": values.copy(), "m2": zeros, "first_ts": ts.copy(), "first": values.copy(),
+        "last_ts": ts.copy(), "last": values.copy(), "area": zeros.copy(),
+    }
+
+
+def merge_pairs(a: States, b: States) -> States:
+    """Row-wise merge of two aligned States: row i of ``a`` followed in time by row i of ``b``.
+
+    Every row of both must have count > 0 and ``a``'s samples must precede ``b``'s. The
+    elementwise twin of ``reduce_states`` over groups of two rows (Chan et al.'s pairwise
+    update), without its reductions: merging a batch into open buckets is the ingest hot path.
+    """
+    na, nb = a["count"], b["count"]
+    n = na + nb
+    delta = b["sum"] / nb - a["sum"] / na
+    return {
+        "count": n,
+        "sum": a["sum"] + b["sum"],
+        "min": np.minimum(a["min"], b["min"]),
+        "max": np.maximum(a["max"], b["max"]),
+        "m2": a["m2"] + b["m2"] + delta * delta * (na * nb / n),
+        "first_ts": a["first_ts"].copy(),
+        "first": a["first"].copy(),
+        "last_ts": b["last_ts"].copy(),
+        "last": b["last"].copy(),
+        "area": a["area"] + b["area"]
+        + (b["first_ts"] - a["last_ts"]) * (a["last"] + b["first"]) * 0.5,
+    }
+
+
+def add_samples(states: States, ts: np.ndarray, values: np.ndarray) -> States:
+    """Row-wise: row i of ``states`` (count > 0) followed by one sample (ts[i], values[i]).
+
+    The columns that change, as new arrays: ``merge_pairs`` with a one-sample right-hand
+    side, in a third of its passes (one sample per series per batch is ingest's common case).
+    """
+    n = states["count"]
+    delta = values - states["sum"] / n
+    return {
+        "count": n + 1,
+        "sum": states["sum"] + values,
+        "min": np.minimum(states["min"], values),
+        "max": np.maximum(states["max"], values),
+        "m2": states["m2"] + delta * delta * (n / (n + 1.0)),
+        "last_ts": ts,
+        "last": values,
+        "area": states["area"] + (ts - states["last_ts"]) * (states["last"] + values) * 0.5,
     }
 
 

@@ -25,8 +25,13 @@ Columns = dict[str, np.ndarray]
 # Unsorted rows kept before they are sorted into a part: small enough that a query's
 # linear scan of them costs well under a millisecond, big enough to amortise the sort.
 FREEZE_ROWS = 131_072
-# Sorted parts kept before they are merged into one: each costs a binary search per query.
-MAX_PARTS = 16
+# Sorted parts are merged in the background (see ``plan_part_merge``) once there are more
+# than this: each part costs a query ~10 µs of binary searches.
+MERGE_PARTS_ABOVE = 8
+# Parts merged at once: wide enough that a row is re-sorted only a few times before its flush.
+PART_MERGE_WIDTH = 8
+# Without background merges (``background=False``), the writer merges inline beyond this.
+MAX_PARTS = 96
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,11 @@ class Rows:
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def slice(self, start: int, stop: int) -> Rows:
+        """Rows [start, stop) as views."""
+        return Rows(self.sids[start:stop], self.ts[start:stop],
+                    {k: v[start:stop] for k, v in self.columns.items()})
 
     def take(self, idx: np.ndarray) -> Rows:
         return Rows(self.sids[idx], self.ts[idx], {k: v[idx] for k, v in self.columns.items()})
@@ -82,6 +92,31 @@ def sort_dedup(rows: Rows) -> Rows:
     return rows.take(order[keep])
 
 
+def merge_sorted(chunks: Sequence[Rows], names: Sequence[str]) -> Rows:
+    """Merges chunks sorted by (sid, ts), oldest first, into one; newer rows win ties.
+
+    In the common case each series' rows of a newer chunk all come after its rows of the
+    older ones (in-order ingestion, time-partitioned blocks): then the merged order is each
+    series' segments laid end to end, found with binary searches instead of a sort.
+    """
+    chunks = [c for c in chunks if len(c)]
+    if len(chunks) <= 1:
+        return chunks[0] if chunks else concat([], names)
+    sids = np.unique(np.concatenate([c.sids[np.r_[0, np.flatnonzero(np.diff(c.sids)) + 1]]
+                                     for c in chunks]))
+    lo = np.stack([c.sids.searchsorted(sids, "left") for c in chunks])  # chunk × sid
+    hi = np.stack([c.sids.searchsorted(sids, "right") for c in chunks])
+    has = hi > lo
+    first = np.stack([c.ts[np.minimum(a, len(c) - 1)] for c, a in zip(chunks, lo, strict=True)])
+    last = np.stack([c.ts[np.maximum(b - 1, 0)] for c, b in zip(chunks, hi, strict=True)])
+    last = np.maximum.accumulate(np.where(has, last, np.iinfo(np.int64).min), axis=0)
+    if (has[1:] & (first[1:] <= last[:-1])).any():  # series overlap in time: sort
+        return sort_dedup(concat(chunks, names))
+    offsets = np.cumsum([0] + [len(c) for c in chunks[:-1]])[:, None]
+    order = ranges_to_index((lo + offsets).T.ravel(), (hi + offsets).T.ravel())
+    return concat(chunks, names).take(order)
+
+
 def ranges_to_index(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Concatenation of arange(s, e) for each pair, without a Python loop."""
     lengths = ends - starts
@@ -99,14 +134,20 @@ def select_sorted(rows: Rows, sids: np.ndarray | None, min_ts: int, max_ts: int)
     if sids is None:
         mask = (rows.ts >= min_ts) & (rows.ts <= max_ts)
         return rows if mask.all() else rows.take(np.flatnonzero(mask))
-    if len(sids) == 1:
-        lo, hi = np.searchsorted(rows.sids, [sids[0], sids[0] + 1])
+    if len(sids) == 1:  # slices are views: no index arrays, no copies
+        sid = sids[0]
+        lo = int(rows.sids.searchsorted(sid, "left"))
+        hi = int(rows.sids.searchsorted(sid, "right"))
+        if lo == hi:
+            return rows.slice(0, 0)
         seg = rows.ts[lo:hi]
-        a = np.searchsorted(seg, min_ts, "left")
-        b = np.searchsorted(seg, max_ts, "right")
-        return rows.take(np.arange(lo + a, lo + b))
+        a = lo + int(seg.searchsorted(min_ts, "left"))
+        b = lo + int(seg.searchsorted(max_ts, "right"))
+        return rows.slice(a, b)
     starts = np.searchsorted(rows.sids, sids, side="left")
     ends = np.searchsorted(rows.sids, sids, side="right")
+    if int((ends - starts).sum()) == len(rows):  # every row is wanted: no gather
+        return select_sorted(rows, None, min_ts, max_ts)
     idx = ranges_to_index(starts, ends)
     ts = rows.ts[idx]
     return rows.take(idx[(ts >= min_ts) & (ts <= max_ts)])
@@ -124,56 +165,107 @@ class Table:
         self.dtypes = dtypes
         self.names = tuple(dtypes)
         self.cache = cache
-        self.unsorted: list[Rows] = []
+        # Unsorted head rows live in one preallocated buffer: an append is a copy, a query
+        # one vectorised scan (a list of batches cost a scan each).
+        self._buf = Rows(np.empty(FREEZE_ROWS, np.int32), np.empty(FREEZE_ROWS, np.int64),
+                         {n: np.empty(FREEZE_ROWS, d) for n, d in dtypes.items()})
         self.unsorted_rows = 0
         self.parts: list[Rows] = []
-        self.flushing: Rows | None = None  # frozen rows being written to a block
+        self.flushing: list[Rows] = []  # frozen parts being written to a block
         self.blocks: list[BlockMeta] = []
 
     # -- write path -------------------------------------------------------------------------
     def append(self, rows: Rows) -> None:
         """Adds rows (any order); they win over every older row with the same key."""
-        if len(rows) == 0:
+        n = len(rows)
+        if n == 0:
             return
-        self.unsorted.append(rows)
-        self.unsorted_rows += len(rows)
-        if self.unsorted_rows >= FREEZE_ROWS:
+        if self.unsorted_rows + n > FREEZE_ROWS:
             self.freeze()
+        if n >= FREEZE_ROWS:  # a huge batch becomes a part of its own
+            self.parts.append(_owned(sort_dedup(rows), rows))
+            self._merge_if_too_many()
+            return
+        a, b = self.unsorted_rows, self.unsorted_rows + n
+        self._buf.sids[a:b] = rows.sids
+        self._buf.ts[a:b] = rows.ts
+        for name in self.names:
+            self._buf.columns[name][a:b] = rows.columns[name]
+        self.unsorted_rows = b
+
+    @property
+    def unsorted(self) -> Rows:
+        """The unsorted head rows (views of the buffer: valid until the next append)."""
+        return self._buf.slice(0, self.unsorted_rows)
 
     def freeze(self) -> None:
-        """Sorts the unsorted batches into a part (and merges parts when there are many)."""
-        if self.unsorted:
-            self.parts.append(sort_dedup(concat(self.unsorted, self.names)))
-            self.unsorted, self.unsorted_rows = [], 0
+        """Sorts the unsorted rows into a part (and merges parts if there are too many)."""
+        if self.unsorted_rows:
+            buffered = self.unsorted
+            self.parts.append(_owned(sort_dedup(buffered), buffered))
+            self.unsorted_rows = 0
+        self._merge_if_too_many()
+
+    def _merge_if_too_many(self) -> None:
         if len(self.parts) > MAX_PARTS:
             self.parts = [sort_dedup(concat(self.parts, self.names))]
 
+    def plan_part_merge(self) -> list[Rows] | None:
+        """Adjacent parts worth merging (the run of ``PART_MERGE_WIDTH`` with fewest rows).
+
+        Merge them outside the lock with ``merge_parts`` and swap with ``swap_parts``.
+        """
+        if len(self.parts) <= MERGE_PARTS_ABOVE:
+            return None
+        rows = np.array([len(p) for p in self.parts], np.int64)
+        window = np.convolve(rows, np.ones(PART_MERGE_WIDTH, np.int64), "valid")
+        start = int(np.argmin(window))
+        return self.parts[start:start + PART_MERGE_WIDTH]
+
+    def merge_parts(self, run: list[Rows]) -> Rows:
+        """Pure: one sorted part from a run of adjacent parts (oldest first)."""
+        return sort_dedup(concat(run, self.names))
+
+    def swap_parts(self, run: list[Rows], merged: Rows) -> bool:
+        """Replaces ``run`` by ``merged`` if the run is still listed (a flush may have taken it)."""
+        for i in range(len(self.parts) - len(run) + 1):
+            if all(a is b for a, b in zip(self.parts[i:i + len(run)], run, strict=True)):
+                self.parts[i:i + len(run)] = [merged]
+                return True
+        return False
+
     def memory_rows(self) -> int:
-        flushing = len(self.flushing) if self.flushing is not None else 0
+        flushing = sum(len(p) for p in self.flushing)
         return self.unsorted_rows + sum(len(p) for p in self.parts) + flushing
 
     def memory_bytes(self) -> int:
         per_row = 4 + 8 + sum(np.dtype(d).itemsize for d in self.dtypes.values())
         return self.memory_rows() * per_row
 
-    def snapshot_memory(self) -> Rows:
-        """Moves all in-memory rows into one sorted ``flushing`` part and returns it.
+    def snapshot_memory(self) -> list[Rows]:
+        """Moves all in-memory rows to ``flushing`` and returns them (parts, oldest first).
 
-        Later appends start new parts; ``replace`` swaps the part for its block. One flush
-        at a time.
+        Fast enough for the lock: only the unsorted rows are sorted here; the caller merges
+        the parts (``merge_parts``) outside it. Later appends start new parts; ``replace``
+        swaps the flushed parts for their block. One flush at a time.
         """
-        assert self.flushing is None, "BUG: a flush is already in progress"
+        assert not self.flushing, "BUG: a flush is already in progress"
         self.freeze()
-        self.flushing = sort_dedup(concat(self.parts, self.names))
-        self.parts = []
+        self.flushing, self.parts = self.parts, []
         return self.flushing
 
-    def replace(self, flushed: Rows, new_block: BlockMeta | None) -> None:
-        """After a flush: drops the flushed part and lists its block (under the db lock)."""
+    def abort_flush(self, flushed: list[Rows]) -> None:
+        """A flush failed: its parts become the oldest in-memory parts again."""
+        assert flushed is self.flushing
+        self.parts = self.flushing + self.parts
+        self.flushing = []
+
+    def replace(self, flushed: list[Rows], new_block: BlockMeta | None) -> None:
+        """After a flush: drops the flushed parts and lists their block (under the db lock)."""
         assert flushed is self.flushing
         if new_block is not None:
             self.blocks.append(new_block)
-        self.flushing = None
+        self.flushing = []
 
     # -- read path --------------------------------------------------------------------------
     def read(
@@ -197,19 +289,34 @@ class Table:
             s, t, cols = block.read(meta, sids, min_ts, max_ts, names, cache=self.cache)
             if len(t):
                 chunks.append(Rows(s, t, cols))
-        for p in ([self.flushing] if self.flushing is not None else []) + self.parts:
+        for p in self.flushing + self.parts:
             got = select_sorted(_project(p, names), sids, min_ts, max_ts)
             if len(got):
                 chunks.append(got)
-        for u in self.unsorted:
+        if self.unsorted_rows:
+            u = _project(self.unsorted, names)
             mask = (u.ts >= min_ts) & (u.ts <= max_ts)
-            if sids is not None:
-                mask &= np.isin(u.sids, sids)
+            if sids is None:
+                pass
+            elif len(sids) == 0:
+                mask[:] = False
+            elif len(sids) == 1:
+                mask &= u.sids == sids[0]
+            else:  # a lookup table beats np.isin's sort on a buffer this size
+                wanted = np.zeros(int(max(sids[-1], u.sids.max())) + 1, bool)
+                wanted[sids] = True
+                mask &= wanted[u.sids]
             if mask.any():
-                chunks.append(_project(u, names).take(np.flatnonzero(mask)))
-        if len(chunks) == 1 and chunks[0] is not None and not self.unsorted:
-            return chunks[0]
-        return sort_dedup(concat(chunks, names))
+                chunks.append(sort_dedup(u.take(np.flatnonzero(mask))))
+        return merge_sorted(chunks, names)
+
+
+def _owned(result: Rows, source: Rows) -> Rows:
+    """``result`` of a pure function of ``source``, copied if it is ``source`` itself."""
+    if result is not source:
+        return result
+    return Rows(source.sids.copy(), source.ts.copy(),
+                {k: v.copy() for k, v in source.columns.items()})
 
 
 def _project(rows: Rows, names: tuple[str, ...]) -> Rows:

@@ -1,0 +1,1 @@
+"""Tests of the Redis-protocol front end (codec and commands, no sockets)."""
