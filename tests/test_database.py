@@ -323,3 +323,19 @@ def test_create_many_with_labels_survives_restart(tmp_path):
         assert db.info("c")["retention_msecs"] == 500
         db.madd(["a", "c"], [1, 1], [1.0, 2.0])
         assert db.range("c", "-", "+") == [(1, 2.0)]
+
+
+def test_tier_percentiles_survive_checkpoint_and_restart(tmp_path):
+    path = str(tmp_path / "data")
+    with sensorium.open(path, background=False) as db:
+        db.create("s")
+        db.create("p")
+        db.createrule("s", "p", "p95", 60_000)
+        ts = np.arange(0, 600_000, 1000)
+        db.madd(["s"] * len(ts), ts, np.arange(len(ts), dtype=float))
+        before = db.range("p", "-", "+")
+        db.checkpoint()
+    with sensorium.open(path, background=False) as db:
+        after = db.range("p", "-", "+")
+    assert len(before) == 9 and after == before
+    assert abs(before[0][1] - 56) / 56 < 0.02  # p95 of 0..59, within the sketch's 1 %

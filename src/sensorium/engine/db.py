@@ -540,7 +540,6 @@ class Engine:
                                    "last_value": self.registry.last_value[sids]}
                     rules = [self._rule_json(r) for r in self.rules.values()
                              if self.registry.shard[r.source] == shard.number]
-                    rules.sort(key=lambda r: r["stream"])
                     cp = shard.begin_checkpoint(self.registry.snapshot(sids), write_state, rules)
                 try:
                     raw_meta, rollup_meta, name = shard.write_checkpoint(cp)
@@ -570,6 +569,8 @@ class Engine:
                 for table, visible, marker in (
                     (shard.raw, self._raw_visible, lambda r: np.isnan(r.columns["value"])),
                     (shard.rollup, lambda r, s=shard: self._stream_alive(s)[r.sids],
+                     lambda r: r.columns["count"] == 0),
+                    (shard.sketch, lambda r, s=shard: self._stream_alive(s)[r.sids],
                      lambda r: r.columns["count"] == 0),
                 ):
                     changed |= self._maintain_table(shard, table, visible, marker)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import block, records
+from . import sketch as sk
 from . import states as st
 from .rollup import Streams
 from .table import Rows, Table
@@ -42,10 +43,12 @@ class Checkpoint:
     segment: int
     raw: list[Rows]  # frozen parts, oldest first; merged outside the lock
     rollup: list[Rows]
+    sketch: list[Rows]
     series: dict
     write_state: dict[str, np.ndarray]
     streams: dict[str, np.ndarray]
     rules: list[dict]
+    sketch_meta: block.BlockMeta | None = None  # set by write_checkpoint
 
 
 class Shard:
@@ -56,7 +59,9 @@ class Shard:
         os.makedirs(os.path.join(path, "blocks"), exist_ok=True)
         self.raw = Table(RAW_COLUMNS, cache)
         self.rollup = Table(STATE_DTYPES, cache)
-        self.streams = Streams(self.read_raw, self.read_closed_states, self.rollup.append)
+        self.sketch = Table(sk.SKETCH_DTYPES, cache)  # DDSketch bins of closed buckets
+        self.streams = Streams(self.read_raw, self.read_closed_states, self.rollup.append,
+                               self.sketch)
         self.manifest = self._load_manifest()
         self.wal = WAL.open(os.path.join(path, "wal"), fsync=fsync,
                             sync_interval_s=fsync_interval_s)
@@ -105,6 +110,8 @@ class Shard:
             self.raw.blocks.append(block.read_meta(os.path.join(self.path, "blocks", name)))
         for name in manifest.get("rollup", []):
             self.rollup.blocks.append(block.read_meta(os.path.join(self.path, "blocks", name)))
+        for name in manifest.get("sketch", []):
+            self.sketch.blocks.append(block.read_meta(os.path.join(self.path, "blocks", name)))
         return manifest
 
     def load_checkpoint(self) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray],
@@ -128,12 +135,13 @@ class Shard:
         # Copies: the open buckets keep changing while the checkpoint is written.
         streams = {k: v.copy() for k, v in self.streams.snapshot().items()}
         return Checkpoint(segment, self.raw.snapshot_memory(), self.rollup.snapshot_memory(),
-                          series, write_state, streams, rules)
+                          self.sketch.snapshot_memory(), series, write_state, streams, rules)
 
     def abort_checkpoint(self, cp: Checkpoint) -> None:
         """Under the lock, after ``write_checkpoint`` failed: memory stays as it was."""
         self.raw.abort_flush(cp.raw)
         self.rollup.abort_flush(cp.rollup)
+        self.sketch.abort_flush(cp.sketch)
 
     def write_checkpoint(self, cp: Checkpoint) -> tuple[block.BlockMeta | None,
                                                         block.BlockMeta | None, str]:
@@ -142,6 +150,8 @@ class Shard:
         for table, parts in ((self.raw, cp.raw), (self.rollup, cp.rollup)):
             rows = table.merge_parts(parts)
             metas.append(self.write_block(table, rows) if len(rows) else None)
+        rows = self.sketch.merge_parts(cp.sketch)
+        cp.sketch_meta = self.write_block(self.sketch, rows) if len(rows) else None
         self._ckpt_seq += 1
         name = f"ckpt-{self._ckpt_seq:08d}"
         tmp = os.path.join(self.path, name + ".tmp")
@@ -162,7 +172,8 @@ class Shard:
     def write_block(self, table: Table, rows: Rows) -> block.BlockMeta:
         """Writes rows of ``table`` as a new block file (not yet listed in the manifest)."""
         self._ckpt_seq += 1
-        kind = "raw" if table is self.raw else "rollup"
+        kind = {id(self.raw): "raw", id(self.rollup): "rollup", id(self.sketch): "sketch"}[
+            id(table)]
         path = os.path.join(self.path, "blocks", f"{kind}-{self._ckpt_seq:08d}.parquet")
         return block.write_block(path, rows.sids, rows.ts, dict(rows.columns))
 
@@ -171,6 +182,7 @@ class Shard:
         """Under the lock again: lists the new blocks, commits the manifest, drops old log."""
         self.raw.replace(cp.raw, raw_meta)
         self.rollup.replace(cp.rollup, rollup_meta)
+        self.sketch.replace(cp.sketch, cp.sketch_meta)
         self.commit_manifest(name, cp.segment)
         self.wal.remove_before(cp.segment)
 
@@ -180,6 +192,7 @@ class Shard:
             "seq": self._ckpt_seq,
             "raw": [os.path.basename(b.path) for b in self.raw.blocks],
             "rollup": [os.path.basename(b.path) for b in self.rollup.blocks],
+            "sketch": [os.path.basename(b.path) for b in self.sketch.blocks],
             "checkpoint": checkpoint or old,
             "wal_from": segment if segment is not None else self.manifest.get("wal_from", 0),
         }
@@ -196,14 +209,15 @@ class Shard:
         self._remove_unlisted_blocks()
 
     def _remove_unlisted_blocks(self) -> None:
-        listed = set(self.manifest["raw"]) | set(self.manifest["rollup"])
+        listed = set(self.manifest["raw"]) | set(self.manifest["rollup"]) | set(
+            self.manifest.get("sketch", []))
         folder = os.path.join(self.path, "blocks")
         for name in os.listdir(folder):
             if name not in listed:
                 os.remove(os.path.join(folder, name))
 
     def memory_rows(self) -> int:
-        return self.raw.memory_rows() + self.rollup.memory_rows()
+        return self.raw.memory_rows() + self.rollup.memory_rows() + self.sketch.memory_rows()
 
     def close(self) -> None:
         self.wal.close()
