@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import CorruptionError, InvalidArgument
+from .fsync import fsync_dir
 
 Columns = dict[str, np.ndarray]
 
@@ -194,7 +195,7 @@ def write_block(
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
     return _make_meta(path, meta_json, list(index.values()), pq.read_metadata(path))
 
 
@@ -359,14 +360,6 @@ def _unpack_index(blob: bytes, base_ts: int) -> list[np.ndarray]:
     dsid, counts, min_ts, span, rg_rows, rg_first, rg_last = out
     return [np.cumsum(dsid).astype(np.int32), counts, min_ts + base_ts,
             min_ts + base_ts + span, rg_rows, rg_first + base_ts, rg_last + base_ts]
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- read path --------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import numpy as np
 from . import block, records
 from . import sketch as sk
 from . import states as st
+from .fsync import fsync_dir, fsync_tree
 from .rollup import Streams
 from .table import Rows, Table
 from .wal import WAL
@@ -162,7 +163,7 @@ class Shard:
         arrays = {f"write_{k}": v for k, v in cp.write_state.items()}
         arrays.update({f"stream_{k}": v for k, v in cp.streams.items()})
         np.savez(os.path.join(tmp, "state.npz"), **arrays)
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         final = os.path.join(self.path, name)
         if os.path.exists(final):  # left by a crash before its manifest commit: unused
             shutil.rmtree(final)
@@ -202,7 +203,7 @@ class Shard:
             f.flush()
             os.fsync(f.fileno())
         os.replace(path + ".tmp", path)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         self.manifest = manifest
         if old and old != manifest["checkpoint"]:
             shutil.rmtree(os.path.join(self.path, old), ignore_errors=True)
@@ -221,18 +222,3 @@ class Shard:
 
     def close(self) -> None:
         self.wal.close()
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(path: str) -> None:
-    for name in os.listdir(path):
-        with open(os.path.join(path, name), "rb") as f:
-            os.fsync(f.fileno())
-    _fsync_dir(path)

@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Generator, Iterator, Sequence
 
 from ..errors import EngineClosed, InvalidArgument
+from .fsync import fsync_dir
 
 log = logging.getLogger("sensorium.wal")
 
@@ -105,7 +106,7 @@ class WAL:
             raise InvalidArgument("segment_bytes and sync_interval_s must be positive")
         if not os.path.isdir(path):
             os.makedirs(path, exist_ok=True)
-            _fsync_dir(os.path.dirname(os.path.abspath(path)))
+            fsync_dir(os.path.dirname(os.path.abspath(path)))
         segments = _list_segments(path)
         if not segments:
             segments = [1]
@@ -218,7 +219,7 @@ class WAL:
             except FileNotFoundError:
                 pass
         if doomed:
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
 
     def close(self) -> None:
         """Stop the sync thread, fsync (under every policy) and close. Idempotent."""
@@ -413,7 +414,7 @@ def _list_segments(path: str) -> list[int]:
 def _create_segment(path: str, number: int) -> int:
     fd = os.open(os.path.join(path, segment_name(number)),
                  os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-    _fsync_dir(path)  # the new name must survive a power loss before records go in it
+    fsync_dir(path)  # the new name must survive a power loss before records go in it
     return fd
 
 
@@ -424,14 +425,6 @@ def _truncate(path: str, offset: int) -> None:
         return
     try:
         os.ftruncate(fd, offset)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
         os.fsync(fd)
     finally:
         os.close(fd)
