@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .config import DatabaseOptions
-from .engine import read
+from .engine import planner, read, tiered
 from .engine.db import AppendResult, Engine
 from .engine.head_append import MESSAGES, Status
 from .engine.index import matchers_from_dict, parse_filters
@@ -406,6 +406,52 @@ class Database:
                 labels = self._labels(s.sid, with_labels, select_labels)
                 out.append({key: [labels, list(zip(ts.tolist(), vals.tolist(), strict=True))]})
         return out
+
+    def aggregate(self, keys: Sequence[str] | None, from_time: int | str, to_time: int | str,
+                  aggregation_type: str, bucket_size_msec: int, *,
+                  filters: list[str] | None = None, align: int = 0,
+                  stitch: bool = True) -> list[dict[str, Any]]:
+        """Aggregates raw series over whole buckets, reading the coarsest stored tier that
+        answers each bucket exactly (see ``engine/planner.py``).
+
+        Unlike ``range`` on a raw key, buckets whose raw samples have expired are answered
+        from the tiers that keep them: with ``stitch``, at a coarser tier's own bucket size
+        where no tier of the asked size reaches. The newest bucket includes every sample
+        written so far.
+
+        Args:
+            keys: raw series (or None with ``filters``: the raw series matching them).
+            from_time, to_time: widened to whole buckets.
+
+        Returns:
+            Per series, sorted by key: ``{"key", "from", "to", "timestamps", "values"
+            (numpy arrays), "sources": [{"key", "from", "to", "bucket_ms", "exact"}]}``,
+            sources oldest first.
+        """
+        agg = Aggregation(parse_aggregator(aggregation_type), int(bucket_size_msec), int(align))
+        lo, hi = planner.align_window(_bound(from_time, True), _bound(to_time, False),
+                                      agg.bucket_ms, agg.align_ms)
+        eng = self.engine
+        with eng.lock:
+            reg = eng.registry
+            if keys is None:
+                if not filters:
+                    raise InvalidArgument("aggregate needs keys or filters")
+                sids = self._select(filters)
+                sids = sids[~np.isin(sids, np.fromiter(eng.rules, np.int64, len(eng.rules)))]
+            else:
+                sids = np.array([reg.sid(k) for k in keys], np.int64)
+                tier = [k for k, s in zip(keys, sids.tolist(), strict=True) if s in eng.rules]
+                if tier:
+                    raise InvalidArgument(f"{tier[0]} is a tier (a rule destination): "
+                                          "aggregate reads raw series and picks tiers itself")
+            results = tiered.aggregate(eng, sids, lo, hi, agg, stitch=stitch)
+            out = [{"key": reg.key(r.sid), "from": lo, "to": hi, "timestamps": r.ts,
+                    "values": r.values,
+                    "sources": [{"key": reg.key(p.sid), "from": p.lo, "to": p.hi,
+                                 "bucket_ms": p.bucket_ms, "exact": p.exact}
+                                for p in r.parts]} for r in results]
+        return sorted(out, key=lambda r: r["key"])
 
     def _group(self, keyed: list[tuple[str, Any]], label: str, reducer: str, reverse: bool,
                count: int | None, with_labels: bool | None,
