@@ -15,14 +15,14 @@ carrying RedisTimeSeries' messages. ``madd`` also takes columns for high-rate in
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 
 from .config import DatabaseOptions
-from .engine import planner, read, tiered
+from .engine import planner, policies, read, tiered
 from .engine.db import AppendResult, Engine
 from .engine.head_append import MESSAGES, Status
 from .engine.index import matchers_from_dict, parse_filters
@@ -557,6 +557,31 @@ class Database:
                 "rules": [[reg.key(d), eng.rules[d].bucket_ms, eng.rules[d].aggregator.upper(),
                            eng.rules[d].align_ms] for d in meta.rules],
             }
+
+    # -- tier policies -----------------------------------------------------------------------
+    def set_policy(self, policy: dict[str, Any],
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Adds or replaces a tier policy (see ``engine/policies.py``) and applies it to the
+        series it governs: missing tiers are created and backfilled, changed ones rebuilt.
+
+        ``policy``: ``{"name", "filter": ["type=temperature"], "raw_retention": "7d",
+        "tiers": [{"name": "1m", "bucket": "1min", "retention": "365d", "aggregators":
+        ["avg", "min", "max"]}, …]}`` or ``{"name", "filter", "preset": "seed"}``.
+        ``progress(done, total)`` is called per thousand series.
+
+        Returns:
+            ``{"series": governed, "tiers_created": n, "tiers_rebuilt_or_removed": [names]}``.
+        """
+        return self.engine.set_policy(policies.parse_policy(policy), progress)
+
+    def drop_policy(self, name: str, delete_tiers: bool = False) -> None:
+        """Forgets a policy; its tiers stay (as plain rules) unless ``delete_tiers``."""
+        self.engine.drop_policy(name, delete_tiers=delete_tiers)
+
+    def policies(self) -> list[dict[str, Any]]:
+        """Every policy, in the order they apply (the first matching one governs a series)."""
+        with self.engine.lock:
+            return [p.to_json() for p in self.engine.policies.values()]
 
     def batch(self) -> AbstractContextManager[None]:
         """Groups the writes made inside into one durable commit (one fsync at the end).

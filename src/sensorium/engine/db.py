@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..config import DatabaseOptions
 from ..errors import EngineClosed, InvalidArgument, LockedError, RuleError, SeriesNotFound
 from ..model import DuplicatePolicy, parse_aggregator, percentile_of
-from . import block, compaction, records
+from . import block, compaction, policies, records
 from .head_append import Resolved, Status, resolve
 from .rollup import StreamKey
 from .series import EMPTY_TS, NO_POLICY, SeriesRegistry, shard_of_key
@@ -48,6 +49,7 @@ class Rule:
     bucket_ms: int
     align_ms: int
     stream: int
+    sketch: bool = False  # its stream keeps sketches (a percentile rule, or a tier listing one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class Engine:
         self.closed = False
         self.registry = SeriesRegistry()
         self.rules: dict[int, Rule] = {}  # by dest sid
+        self.policies: dict[str, policies.TierPolicy] = {}  # in the order they were set
         self._writable_cache: np.ndarray | None = None  # see _writable; reset on rule changes
         self.cache = block.RowGroupCache(options.block_cache_bytes)
         self._lock_fd = _lock_dir(path)
@@ -91,6 +94,7 @@ class Engine:
         ]
         self._replaying = False
         self._recover()
+        self._reconcile_policies()
         self._last_checkpoint = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -156,7 +160,10 @@ class Engine:
                 from ..errors import SeriesExists
                 raise SeriesExists(key)
             self._log_meta(self._shard_of_key(key), "create", payload)
-            return self._apply_create(payload)
+            sid = self._apply_create(payload)
+            if self.policies:
+                self._govern(np.array([sid], np.int64))
+            return sid
 
     def _apply_create(self, p: dict) -> int:
         return self.registry.create(
@@ -168,12 +175,15 @@ class Engine:
 
     def create_many(self, keys: Sequence[str], labels: Sequence[dict[str, str]] | None = None,
                     *, retention_ms: int | None = None,
-                    policy: DuplicatePolicy | None = None) -> int:
+                    policy: DuplicatePolicy | None = None, shards: Sequence[int] | None = None,
+                    apply_policies: bool = True) -> int:
         """Creates the series among ``keys`` that do not exist yet; returns how many.
 
         One log record per shard instead of one per series: this is how writes create
         series implicitly, and how front ends create series with labels in bulk.
-        ``labels[i]`` belongs to ``keys[i]``; the first occurrence of a key wins.
+        ``labels[i]`` belongs to ``keys[i]``; the first occurrence of a key wins. ``shards``
+        places each key in a given shard instead of its key's hash (a tier goes where its
+        source is). New series matching a tier policy get its tiers (``apply_policies``).
         """
         with self.batch():
             self._check_open()
@@ -186,25 +196,45 @@ class Engine:
                 return 0
             first = len(self.registry.meta)
             names = list(new)
-            shards = [shard_of_key(k, len(self.shards)) for k in names]
-            for number in sorted(set(shards)):
-                mine = [j for j, sh in enumerate(shards) if sh == number]
+            placed = [shard_of_key(k, len(self.shards)) for k in names] if shards is None \
+                else [int(shards[new[k]]) for k in names]
+            for number in sorted(set(placed)):
+                mine = [j for j, sh in enumerate(placed) if sh == number]
                 payload = {
                     "sids": [first + j for j in mine], "keys": [names[j] for j in mine],
                     "labels": None if labels is None else [labels[new[names[j]]] for j in mine],
                     "retention_ms": self.options.retention_ms if retention_ms is None
                     else int(retention_ms),
                     "policy": None if policy is None else DuplicatePolicy(policy).name,
+                    "shard": number,
                 }
                 self._log_meta(self.shards[number], "create_many", payload)
                 self._apply_create_many(payload)
+            if apply_policies and self.policies:
+                self._govern(np.arange(first, first + len(names), dtype=np.int64))
             return len(names)
 
     def _apply_create_many(self, p: dict) -> None:
         policy = NO_POLICY if p["policy"] is None else int(DuplicatePolicy[p["policy"]])
+        shard = p.get("shard", shard_of_key(p["keys"][0], len(self.shards)))
         self.registry.create_many(
             p["sids"], p["keys"], p["labels"], retention_ms=np.int64(p["retention_ms"]),
-            policy=np.int8(policy), shard=np.int16(shard_of_key(p["keys"][0], len(self.shards))))
+            policy=np.int8(policy), shard=np.int16(shard))
+
+    def alter_many(self, sids: np.ndarray, *, retention_ms: int) -> None:
+        """Sets the retention of many series with one log record per shard."""
+        with self.batch():
+            self._check_open()
+            sids = np.asarray(sids, np.int64)
+            shard_of = self.registry.shard[sids]
+            for number in np.unique(shard_of).tolist():
+                payload = {"sids": sids[shard_of == number].tolist(),
+                           "retention_ms": int(retention_ms)}
+                self._log_meta(self.shards[number], "alter_many", payload)
+                self._apply_alter_many(payload)
+
+    def _apply_alter_many(self, p: dict) -> None:
+        self.registry.retention_ms[np.asarray(p["sids"], np.int64)] = p["retention_ms"]
 
     def alter(self, key: str, *, labels: dict[str, str] | None = None,
               retention_ms: int | None = None, policy: DuplicatePolicy | None = None,
@@ -388,6 +418,41 @@ class Engine:
             self._log_meta(self._shard(src), "createrule", payload)
             self._apply_createrule(payload)
 
+    def create_rules(self, sources: Sequence[str], dests: Sequence[str], aggregator: str,
+                     bucket_ms: int, align_ms: int = 0, *, sketch: bool = False) -> None:
+        """Adds many rules of one shape with one log record per shard (tier policies).
+
+        ``sketch`` makes the rules' streams keep sketches (a tier listing a percentile).
+        Each rule is checked as ``create_rule`` checks it; sources holding data are
+        backfilled.
+        """
+        with self.batch():
+            self._check_open()
+            agg = parse_aggregator(aggregator)
+            reg = self.registry
+            src = np.array([reg.sid(k) for k in sources], np.int64)
+            dst = np.array([reg.sid(k) for k in dests], np.int64)
+            bad = (src == dst) | (reg.shard[src] != reg.shard[dst]) | \
+                np.isin(dst, np.fromiter(self.rules, np.int64, len(self.rules))) | \
+                (reg.max_ts[dst] != EMPTY_TS)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise RuleError(f"cannot create the rule {sources[i]} -> {dests[i]}")
+            shard_of = reg.shard[src]
+            for number in np.unique(shard_of).tolist():
+                mine = shard_of == number
+                payload = {"sources": src[mine].tolist(), "dests": dst[mine].tolist(),
+                           "aggregator": agg, "bucket_ms": int(bucket_ms),
+                           "align_ms": int(align_ms), "sketch": bool(sketch)}
+                self._log_meta(self.shards[number], "createrules", payload)
+                self._apply_createrules(payload)
+
+    def _apply_createrules(self, p: dict) -> None:
+        for source, dest in zip(p["sources"], p["dests"], strict=True):
+            self._apply_createrule({"source": source, "dest": dest, "aggregator": p["aggregator"],
+                                    "bucket_ms": p["bucket_ms"], "align_ms": p["align_ms"],
+                                    "sketch": p["sketch"]})
+
     def _root(self, sid: int) -> int:
         while sid in self.rules:
             sid = self.rules[sid].source
@@ -401,9 +466,10 @@ class Engine:
         else:
             key = StreamKey(src, False, p["bucket_ms"], p["align_ms"])
         stream, created = shard.streams.ensure(key)
-        if percentile_of(p["aggregator"]) is not None:  # the stream keeps sketches
+        sketch = percentile_of(p["aggregator"]) is not None or p.get("sketch", False)
+        if sketch:  # the stream keeps sketches
             shard.streams.retain_sketch(stream)
-        rule = Rule(src, dst, p["aggregator"], p["bucket_ms"], p["align_ms"], stream)
+        rule = Rule(src, dst, p["aggregator"], p["bucket_ms"], p["align_ms"], stream, sketch)
         self.rules[dst] = rule
         self._writable_cache = None
         self.registry.get(src).rules.append(dst)
@@ -450,7 +516,7 @@ class Engine:
         shard = self._shard(rule.source)
         from .read import rule_samples
         ts, values = rule_samples(self, rule, 0, 2**62, latest=False)
-        if percentile_of(rule.aggregator) is not None:
+        if rule.sketch:
             shard.streams.release_sketch(rule.stream)
         users = [r for r in self.rules.values() if r.stream == rule.stream]
         if not users and not shard.streams.of_stream.get(rule.stream):
@@ -458,6 +524,67 @@ class Engine:
         if len(ts) and not self._replaying and p.get("keep", True):
             rows = Rows(np.full(len(ts), rule.dest, np.int32), ts, {"value": values})
             self._log_and_apply(rows)
+
+    # -- tier policies (engine/policies.py) -------------------------------------------------
+    def set_policy(self, policy: policies.TierPolicy,
+                   progress: policies.Progress | None = None) -> dict[str, Any]:
+        """Adds or replaces a policy and brings every series it governs in line: new tiers
+        are created and backfilled from the finer data that still exists, reshaped tiers
+        (and the coarser ones built on them) are rebuilt, removed ones deleted, retentions
+        updated. Runs in commits of ``policies.CHUNK_SERIES`` series, so writes go on
+        meanwhile; ``progress(done, total)`` is called after each.
+        """
+        with self.batch():
+            self._check_open()
+            old = self.policies.get(policy.name)
+            self._log_meta(self.shards[0], "policy", policy.to_json())
+            self._apply_policy(policy.to_json())
+            mine = policies.governed(self, self.registry.live_sids()).get(policy.name,
+                                                                          np.empty(0, np.int64))
+        retire, retention = policies.changes(old, policy) if old else ([], [])
+        if retire:
+            policies.retire_tiers(self, old, retire, mine)
+        for tier in retention:
+            with self.batch():
+                keys = [policies.dest_key(self.registry.key(s), tier) for s in mine.tolist()]
+                dests = self.registry.sids(keys)
+                self.alter_many(dests[dests >= 0], retention_ms=tier.retention_ms)
+        created = policies.apply(self, policy, mine, progress)
+        return {"series": len(mine), "tiers_created": created, "tiers_rebuilt_or_removed": retire}
+
+    def drop_policy(self, name: str, *, delete_tiers: bool = False) -> None:
+        """Forgets a policy: new series no longer get its tiers. Existing tiers stay, unless
+        ``delete_tiers``."""
+        with self.batch():
+            self._check_open()
+            policy = self.policies.get(name)
+            if policy is None:
+                raise InvalidArgument(f"no policy named {name!r}")
+            mine = policies.governed(self, self.registry.live_sids()).get(name,
+                                                                          np.empty(0, np.int64))
+            self._log_meta(self.shards[0], "droppolicy", {"name": name})
+            self._apply_droppolicy({"name": name})
+        if delete_tiers:
+            policies.retire_tiers(self, policy, [t.name for t in policy.tiers], mine)
+
+    def _apply_policy(self, p: dict) -> None:
+        policy = policies.parse_policy({"name": p["name"], "filter": p["filters"],
+                                        "raw_retention_ms": p["raw_retention_ms"],
+                                        "tiers": p["tiers"]})
+        self.policies[policy.name] = policy  # a replaced policy keeps its place in the order
+
+    def _apply_droppolicy(self, p: dict) -> None:
+        self.policies.pop(p["name"], None)
+
+    def _govern(self, sids: np.ndarray) -> None:
+        """New series get the tiers of the policy that governs them (inside a batch)."""
+        for name, mine in policies.governed(self, sids).items():
+            policies.apply(self, self.policies[name], mine)
+
+    def _reconcile_policies(self) -> None:
+        """After a crash in the middle of applying a policy, finishes it (idempotent)."""
+        if self.policies:
+            self._govern(self.registry.live_sids())
 
     # -- helpers ----------------------------------------------------------------------------
     def _shard(self, sid: int) -> Shard:
@@ -486,7 +613,9 @@ class Engine:
                 loaded = shard.load_checkpoint()
                 if loaded is None:
                     continue
-                series, write_state, streams, rules = loaded
+                series, write_state, streams, rules, policy_docs = loaded
+                for doc in policy_docs:
+                    self._apply_policy(doc)
                 self.registry.restore(series, shard.number)
                 sids = write_state["sids"]
                 self.registry.max_ts[sids] = write_state["max_ts"]
@@ -505,10 +634,11 @@ class Engine:
         # The stored id, not the next free one: ids of dropped streams are never reused.
         stream, _ = shard.streams.ensure(key, r["stream"])
         assert stream == r["stream"], "BUG: streams restored out of order"
-        if percentile_of(r["aggregator"]) is not None:  # its sketches are stored already
+        sketch = r.get("sketch", percentile_of(r["aggregator"]) is not None)
+        if sketch:  # its sketches are stored already
             shard.streams.retain_sketch(stream, recompute=False)
         rule = Rule(r["source"], r["dest"], r["aggregator"], r["bucket_ms"], r["align_ms"],
-                    stream)
+                    stream, sketch)
         self.rules[rule.dest] = rule
         self._writable_cache = None
         self.registry.get(rule.source).rules.append(rule.dest)
@@ -522,7 +652,9 @@ class Engine:
         apply = {"create": self._apply_create, "create_many": self._apply_create_many,
                  "alter": self._apply_alter,
                  "drop": self._apply_drop, "createrule": self._apply_createrule,
-                 "deleterule": self._apply_deleterule}[rec.kind]
+                 "deleterule": self._apply_deleterule, "alter_many": self._apply_alter_many,
+                 "createrules": self._apply_createrules, "policy": self._apply_policy,
+                 "droppolicy": self._apply_droppolicy}[rec.kind]
         try:
             apply(rec.payload)
         except Exception as exc:  # a record that no longer applies must not block startup
@@ -540,7 +672,10 @@ class Engine:
                                    "last_value": self.registry.last_value[sids]}
                     rules = [self._rule_json(r) for r in self.rules.values()
                              if self.registry.shard[r.source] == shard.number]
-                    cp = shard.begin_checkpoint(self.registry.snapshot(sids), write_state, rules)
+                    cp = shard.begin_checkpoint(
+                        self.registry.snapshot(sids), write_state, rules,
+                        [p.to_json() for p in self.policies.values()] if shard.number == 0
+                        else [])
                 try:
                     raw_meta, rollup_meta, name = shard.write_checkpoint(cp)
                 except BaseException:
@@ -556,7 +691,7 @@ class Engine:
         assert key is not None
         return {"source": r.source, "dest": r.dest, "aggregator": r.aggregator,
                 "bucket_ms": r.bucket_ms, "align_ms": r.align_ms, "stream": r.stream,
-                "stream_source": key.source, "from_stream": key.from_stream}
+                "stream_source": key.source, "from_stream": key.from_stream, "sketch": r.sketch}
 
     def maintain(self) -> bool:
         """One round of background upkeep: drop expired blocks, merge one run per table.

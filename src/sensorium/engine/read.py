@@ -67,11 +67,34 @@ def _states_rows(engine: Engine, rule: Rule, min_ts: int, max_ts: int, latest: b
     ret = int(engine.registry.retention_ms[rule.dest])
     if ret > 0 and len(rows):
         rows = rows.take(np.flatnonzero(rows.ts >= rows.ts[-1] - ret))
-    ob = int(shard.streams.open_bucket[rule.stream])
-    if latest and ob != EMPTY_TS and (ob >= min_ts or min_ts <= 0) and ob <= max_ts and \
-            shard.streams.open["count"][rule.stream] > 0:
-        rows = concat([rows, _open_row(engine, rule)], st.STATE_COLUMNS)
+    if latest:  # the open bucket, with what the finer streams of a chain hold for it
+        stream64 = stream.astype(np.int64)
+        opened = open_chains(shard.streams, stream64, stream64, min_ts, max_ts)
+        if len(opened):
+            b = (opened.ts - rule.align_ms) // rule.bucket_ms * rule.bucket_ms + rule.align_ms
+            starts = st.group_starts(b)
+            merged = st.reduce_states(dict(opened.columns), starts)
+            rows = concat([rows, Rows(opened.sids[starts], b[starts], merged)],
+                          st.STATE_COLUMNS)
     return rows
+
+
+def open_chains(streams, dests: np.ndarray, stream: np.ndarray, lo: int, hi: int) -> Rows:  # type: ignore[no-untyped-def]
+    """The open buckets of each destination's stream and of the finer streams it is built
+    from, as state rows of the destination (empty open buckets left out)."""
+    owner, chain = [], []
+    for d, s in zip(dests.tolist(), stream.tolist(), strict=True):
+        for c in streams._chain(s):
+            owner.append(d)
+            chain.append(c)
+    owner_a = np.array(owner, np.int32)
+    chain_a = np.array(chain, np.int64)
+    ob = streams.open_bucket[chain_a]
+    ok = (ob != EMPTY_TS) & (streams.open["count"][chain_a] > 0) & (ob <= hi) & \
+        ((ob >= lo) | (lo <= 0))
+    chain_a, owner_a = chain_a[ok], owner_a[ok]
+    return Rows(owner_a, streams.open_bucket[chain_a].copy(),
+                {k: v[chain_a].copy() for k, v in streams.open.items()})
 
 
 def _open_row(engine: Engine, rule: Rule) -> Rows:

@@ -24,7 +24,7 @@ from ..model import percentile_of
 from . import planner, query
 from . import states as st
 from .query import Aggregation
-from .read import raw_rows
+from .read import open_chains, raw_rows
 from .series import EMPTY_TS
 from .table import Rows, concat
 
@@ -171,25 +171,7 @@ def tier_rows(engine: Engine, dests: np.ndarray, lo: int, hi: int) -> Rows:
         if not keep.all():
             rows = rows.take(np.flatnonzero(keep))
         chunks.append(rows)
-        chunks.append(_open_chains(streams_obj, mine, stream, lo, hi))
+        chunks.append(open_chains(streams_obj, mine, stream, lo, hi))
     rows = concat(chunks, st.STATE_COLUMNS)
     order = np.lexsort((rows.ts, rows.sids))
     return rows.take(order)
-
-
-def _open_chains(streams, dests: np.ndarray, stream: np.ndarray, lo: int, hi: int) -> Rows:  # type: ignore[no-untyped-def]
-    """The open buckets of each destination's stream and of the finer streams it is built
-    from, as state rows of the destination (empty open buckets left out)."""
-    owner, chain = [], []
-    for d, s in zip(dests.tolist(), stream.tolist(), strict=True):
-        for c in streams._chain(s):
-            owner.append(d)
-            chain.append(c)
-    owner_a = np.array(owner, np.int32)
-    chain_a = np.array(chain, np.int64)
-    ob = streams.open_bucket[chain_a]
-    ok = (ob != EMPTY_TS) & (streams.open["count"][chain_a] > 0) & (ob <= hi) & \
-        ((ob >= lo) | (lo <= 0))
-    chain_a, owner_a = chain_a[ok], owner_a[ok]
-    return Rows(owner_a, streams.open_bucket[chain_a].copy(),
-                {k: v[chain_a].copy() for k, v in streams.open.items()})
