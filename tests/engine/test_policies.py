@@ -48,6 +48,9 @@ def test_parse_checks_every_field():
         ({"name": "p", "filter": ["t=1"], "tiers": [{"bucket": "1h", "every": 1}]},
          "unknown key"),
         ({"name": "p", "filter": ["t=1"], "preset": "fast"}, "unknown preset"),
+        ({"name": "p", "filter": ["t=1"], "tiers": [{"bucket": "1min"},
+                                                    {"bucket": "1h", "retention": "1y"}]},
+         "keep at least as long"),
         ({"name": "a:b", "filter": ["t=1"], "preset": "seed"}, "name must be"),
     ]
     for doc, message in bad:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 TIER_LABEL = "__tier__"
 SOURCE_LABEL = "__source__"
 CHUNK_SERIES = 1_000  # series per commit when a policy is applied to existing series
+FOREVER = 2**62  # a retention of 0, for comparisons
 _FEW = 256  # fewer new series than this are matched label by label
 
 Progress = Callable[[int, int], None]  # (series done, series in all)
@@ -138,6 +139,10 @@ def parse_policy(doc: Mapping[str, Any]) -> TierPolicy:
             raise InvalidArgument(
                 f"policy {name}: tier {coarser.name} must have a bucket that is a larger "
                 f"multiple of tier {finer.name}'s (it is built from it), with its alignment")
+        if (coarser.retention_ms or FOREVER) < (finer.retention_ms or FOREVER):
+            raise InvalidArgument(
+                f"policy {name}: tier {coarser.name} must keep at least as long as tier "
+                f"{finer.name} (a coarser tier is what remains when the finer one expires)")
     return TierPolicy(name, tuple(filters), tuple(tiers), raw_ms)
 
 
