@@ -28,6 +28,7 @@ from ..config import DatabaseOptions
 from ..errors import EngineClosed, InvalidArgument, LockedError, RuleError, SeriesNotFound
 from ..model import DuplicatePolicy, parse_aggregator, percentile_of
 from . import block, compaction, policies, records
+from . import sketch as sk
 from .head_append import Resolved, Status, resolve
 from .rollup import StreamKey
 from .series import EMPTY_TS, NO_POLICY, SeriesRegistry, shard_of_key
@@ -84,6 +85,7 @@ class Engine:
         self.rules: dict[int, Rule] = {}  # by dest sid
         self.policies: dict[str, policies.TierPolicy] = {}  # in the order they were set
         self._writable_cache: np.ndarray | None = None  # see _writable; reset on rule changes
+        self._rule_streams: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # shard → dests, streams
         self.cache = block.RowGroupCache(options.block_cache_bytes)
         self._lock_fd = _lock_dir(path)
         shards = _read_layout(path, options.shards)
@@ -314,6 +316,10 @@ class Engine:
             self._log_and_apply(res.rows)
             return AppendResult(res.status, ts)
 
+    def _rules_changed(self) -> None:
+        self._writable_cache = None
+        self._rule_streams.clear()
+
     def _writable(self, n: int) -> np.ndarray:
         """Per sid: may clients write it? (Rule destinations are written by their rule.)"""
         if self._writable_cache is None or len(self._writable_cache) != max(n, 1):
@@ -471,7 +477,7 @@ class Engine:
             shard.streams.retain_sketch(stream)
         rule = Rule(src, dst, p["aggregator"], p["bucket_ms"], p["align_ms"], stream, sketch)
         self.rules[dst] = rule
-        self._writable_cache = None
+        self._rules_changed()
         self.registry.get(src).rules.append(dst)
         self.registry.get(dst).source = src
         if created:
@@ -508,7 +514,7 @@ class Engine:
 
     def _apply_deleterule(self, p: dict) -> None:
         rule = self.rules.pop(p["dest"])
-        self._writable_cache = None
+        self._rules_changed()
         self.registry.get(rule.source).rules.remove(rule.dest)
         dest_meta = self.registry.get(rule.dest)
         dest_meta.source = None
@@ -640,7 +646,7 @@ class Engine:
         rule = Rule(r["source"], r["dest"], r["aggregator"], r["bucket_ms"], r["align_ms"],
                     stream, sketch)
         self.rules[rule.dest] = rule
-        self._writable_cache = None
+        self._rules_changed()
         self.registry.get(rule.source).rules.append(rule.dest)
         self.registry.get(rule.dest).source = rule.source
 
@@ -703,9 +709,10 @@ class Engine:
             for shard in self.shards:
                 for table, visible, marker in (
                     (shard.raw, self._raw_visible, lambda r: np.isnan(r.columns["value"])),
-                    (shard.rollup, lambda r, s=shard: self._stream_alive(s)[r.sids],
+                    (shard.rollup, lambda r, s=shard: self._state_visible(s, r.sids, r.ts),
                      lambda r: r.columns["count"] == 0),
-                    (shard.sketch, lambda r, s=shard: self._stream_alive(s)[r.sids],
+                    (shard.sketch, lambda r, s=shard: self._state_visible(
+                        s, r.sids, sk.bucket_of_key(r.ts)),
                      lambda r: r.columns["count"] == 0),
                 ):
                     changed |= self._maintain_table(shard, table, visible, marker)
@@ -718,6 +725,35 @@ class Engine:
         sids = np.where(inside, rows.sids, 0)
         ret, mx = reg.retention_ms[sids], reg.max_ts[sids]
         return inside & reg.alive[sids] & ((ret <= 0) | (mx == EMPTY_TS) | (rows.ts >= mx - ret))
+
+    def _state_cutoff(self, shard: Shard) -> np.ndarray:
+        """Per stream of ``shard``: the oldest bucket a destination still shows (0 = keep
+        all). A stream without destinations (it feeds a coarser one) or with one kept
+        forever keeps everything; otherwise the longest retention counts back from its
+        newest closed bucket. Tiers keep what raw let expire; their own retention reclaims them."""
+        if shard.number not in self._rule_streams:
+            mine = [(r.dest, r.stream) for r in self.rules.values()
+                    if self.registry.shard[r.source] == shard.number]
+            self._rule_streams[shard.number] = (np.array([d for d, _ in mine], np.int64),
+                                                np.array([s for _, s in mine], np.int64))
+        dests, streams = self._rule_streams[shard.number]
+        n = len(shard.streams.keys)
+        ret = self.registry.retention_ms[dests]
+        longest = np.zeros(n, np.int64)
+        np.maximum.at(longest, streams, ret)
+        forever = np.ones(n, bool)
+        forever[streams] = False
+        np.logical_or.at(forever, streams, ret <= 0)
+        opened = shard.streams.open_bucket[:n]
+        newest = opened - shard.streams.bucket_ms[:n]  # the newest closed bucket
+        return np.where(forever | (opened == EMPTY_TS), 0, newest - longest)
+
+    def _state_visible(self, shard: Shard, streams: np.ndarray, bucket: np.ndarray
+                       ) -> np.ndarray:
+        alive = self._stream_alive(shard)
+        at = np.minimum(streams, len(alive) - 1)
+        cutoff = np.append(self._state_cutoff(shard), 0)
+        return alive[at] & (bucket >= cutoff[at])
 
     def _stream_alive(self, shard: Shard) -> np.ndarray:
         return np.array([k is not None for k in shard.streams.keys] + [False], bool)
@@ -734,7 +770,9 @@ class Engine:
                 alive = reg.alive[:n].copy()
             else:
                 alive = self._stream_alive(shard)[:-1]
-                cutoff = np.zeros(len(alive), np.int64)
+                cutoff = self._state_cutoff(shard)
+                if table is shard.sketch:  # sketch rows are keyed by (bucket, slot)
+                    cutoff = np.where(cutoff > 0, cutoff << sk.SLOT_BITS, 0)
         dead = [blocks[i] for i in compaction.expired(blocks, cutoff, alive)]
         run = compaction.plan([b for b in blocks if b not in dead])
         if not dead and run is None:

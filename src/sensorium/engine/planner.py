@@ -83,7 +83,7 @@ def plan(sources: Sequence[Source], lo: int, hi: int, bucket_ms: int, align_ms: 
                                                   max(sources[i].start_ms, lo)))
             step, step_align = sources[pick].bucket_ms, sources[pick].align_ms
         # Meet the newer segment on a boundary of both bucket sizes (it gives up buckets).
-        edge = _ceil(segments[-1].lo, step, step_align) if segments else hi + 1
+        edge = min(_ceil(segments[-1].lo, step, step_align), hi + 1) if segments else hi + 1
         start = max(lo, _ceil(sources[pick].start_ms, step, step_align))
         if start > edge - 1:
             unusable.add(pick)

@@ -65,16 +65,19 @@ def _states_rows(engine: Engine, rule: Rule, min_ts: int, max_ts: int, latest: b
     stream = np.array([rule.stream], np.int32)
     rows = shard.read_closed_states(stream, min_ts if min_ts > 0 else -_FAR, max_ts)
     ret = int(engine.registry.retention_ms[rule.dest])
-    if ret > 0 and len(rows):
-        rows = rows.take(np.flatnonzero(rows.ts >= rows.ts[-1] - ret))
+    opened = int(shard.streams.open_bucket[rule.stream])
+    if ret > 0 and len(rows) and opened != EMPTY_TS:
+        # Retention counts back from the newest closed bucket (the destination's last
+        # sample, as in RedisTimeSeries), taken as the one before the open bucket.
+        rows = rows.take(np.flatnonzero(rows.ts >= opened - rule.bucket_ms - ret))
     if latest:  # the open bucket, with what the finer streams of a chain hold for it
         stream64 = stream.astype(np.int64)
-        opened = open_chains(shard.streams, stream64, stream64, min_ts, max_ts)
-        if len(opened):
-            b = (opened.ts - rule.align_ms) // rule.bucket_ms * rule.bucket_ms + rule.align_ms
+        chain = open_chains(shard.streams, stream64, stream64, min_ts, max_ts)
+        if len(chain):
+            b = (chain.ts - rule.align_ms) // rule.bucket_ms * rule.bucket_ms + rule.align_ms
             starts = st.group_starts(b)
-            merged = st.reduce_states(dict(opened.columns), starts)
-            rows = concat([rows, Rows(opened.sids[starts], b[starts], merged)],
+            merged = st.reduce_states(dict(chain.columns), starts)
+            rows = concat([rows, Rows(chain.sids[starts], b[starts], merged)],
                           st.STATE_COLUMNS)
     return rows
 

@@ -83,13 +83,14 @@ def ladder(engine: Engine, sid: int) -> list[Rung]:
 
 
 def _tier_start(engine: Engine, dest: int) -> int:
-    """Oldest bucket a tier still shows: retention counts back from its newest bucket."""
+    """Oldest bucket a tier still shows: retention counts back from its newest closed bucket
+    (see ``read._states_rows``)."""
     ret = int(engine.registry.retention_ms[dest])
     if ret <= 0:
         return planner.NEVER
     rule = engine.rules[dest]
-    newest = int(engine._shard(rule.source).streams.open_bucket[rule.stream])
-    return planner.NEVER if newest == EMPTY_TS else newest - ret
+    opened = int(engine._shard(rule.source).streams.open_bucket[rule.stream])
+    return planner.NEVER if opened == EMPTY_TS else opened - rule.bucket_ms - ret
 
 
 def aggregate(engine: Engine, sids: np.ndarray, lo: int, hi: int, agg: Aggregation,
@@ -165,8 +166,9 @@ def tier_rows(engine: Engine, dests: np.ndarray, lo: int, hi: int) -> Rows:
         at = np.searchsorted(by_stream, got.sids)
         dest = dest_by_stream[at]
         ret = engine.registry.retention_ms[dest]
-        newest = streams_obj.open_bucket[got.sids]
-        keep = (ret <= 0) | (newest == EMPTY_TS) | (got.ts >= newest - ret)
+        opened = streams_obj.open_bucket[got.sids]
+        keep = (ret <= 0) | (opened == EMPTY_TS) | \
+            (got.ts >= opened - streams_obj.bucket_ms[got.sids] - ret)
         rows = Rows(dest.astype(np.int32), got.ts, dict(got.columns))
         if not keep.all():
             rows = rows.take(np.flatnonzero(keep))
