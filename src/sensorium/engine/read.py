@@ -82,7 +82,8 @@ def _states_rows(engine: Engine, rule: Rule, min_ts: int, max_ts: int, latest: b
     return rows
 
 
-def open_chains(streams, dests: np.ndarray, stream: np.ndarray, lo: int, hi: int) -> Rows:  # type: ignore[no-untyped-def]
+def open_chains(streams, dests: np.ndarray, stream: np.ndarray, lo: int, hi: int,  # type: ignore[no-untyped-def]
+                columns: tuple[str, ...] = st.STATE_COLUMNS) -> Rows:
     """The open buckets of each destination's stream and of the finer streams it is built
     from, as state rows of the destination (empty open buckets left out)."""
     owner, chain = [], []
@@ -97,7 +98,7 @@ def open_chains(streams, dests: np.ndarray, stream: np.ndarray, lo: int, hi: int
         ((ob >= lo) | (lo <= 0))
     chain_a, owner_a = chain_a[ok], owner_a[ok]
     return Rows(owner_a, streams.open_bucket[chain_a].copy(),
-                {k: v[chain_a].copy() for k, v in streams.open.items()})
+                {k: streams.open[k][chain_a] for k in columns})
 
 
 def _open_row(engine: Engine, rule: Rule) -> Rows:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,15 +77,17 @@ class Shard:
         live = ~np.isnan(rows.columns["value"])
         return rows if live.all() else rows.take(np.flatnonzero(live))
 
-    def read_states(self, streams: np.ndarray, min_ts: int, max_ts: int) -> Rows:
-        """Stored (closed) non-empty bucket states of streams."""
-        rows = self.rollup.read(streams, min_ts, max_ts)
+    def read_states(self, streams: np.ndarray, min_ts: int, max_ts: int,
+                    columns: Sequence[str] | None = None) -> Rows:
+        """Stored (closed) non-empty bucket states of streams (``columns``: with count)."""
+        rows = self.rollup.read(streams, min_ts, max_ts, columns)
         live = rows.columns["count"] > 0
         return rows if live.all() else rows.take(np.flatnonzero(live))
 
-    def read_closed_states(self, streams: np.ndarray, min_ts: int, max_ts: int) -> Rows:
+    def read_closed_states(self, streams: np.ndarray, min_ts: int, max_ts: int,
+                           columns: Sequence[str] | None = None) -> Rows:
         """As ``read_states`` but never the open bucket (it lives in memory)."""
-        rows = self.read_states(streams, min_ts, max_ts)
+        rows = self.read_states(streams, min_ts, max_ts, columns)
         closed = rows.ts < self.streams.open_bucket[rows.sids]
         return rows if closed.all() else rows.take(np.flatnonzero(closed))
 

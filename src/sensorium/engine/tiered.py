@@ -127,8 +127,7 @@ def aggregate(engine: Engine, sids: np.ndarray, lo: int, hi: int, agg: Aggregati
             rows = _within(rows, rung_sid, t_lo, t_hi)
             s, b, v = query.aggregate_samples(rows, use, (int(t_lo.min()), int(t_hi.max())))
         else:
-            rows = tier_rows(engine, rung_sid, int(t_lo.min()), int(t_hi.max()))
-            rows = _within(rows, rung_sid, t_lo, t_hi)
+            rows = tier_rows(engine, rung_sid, t_lo, t_hi, st.needs(agg.aggregator))
             s, b, v = query.aggregate_states(rows, use, (int(t_lo.min()), int(t_hi.max())))
         found.append((n_idx[np.searchsorted(rung_sid, s)], b, v))
     n_all = np.concatenate([f[0] for f in found]) if found else np.empty(0, np.int64)
@@ -148,32 +147,48 @@ def _within(rows: Rows, sids: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Row
     return rows if keep.all() else rows.take(np.flatnonzero(keep))
 
 
-def tier_rows(engine: Engine, dests: np.ndarray, lo: int, hi: int) -> Rows:
-    """Bucket states of tiers (sorted rule destinations, one per stream) in [lo, hi], as rows
-    of the destinations (sid = destination), sorted by (destination, bucket): the closed
-    buckets their retention still shows, then the open buckets of each one's chain."""
+def tier_rows(engine: Engine, dests: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+              columns: tuple[str, ...] = st.STATE_COLUMNS) -> Rows:
+    """Bucket states of tiers in their windows, as rows of the destinations (sid =
+    destination), sorted by (destination, bucket): the closed buckets their retention still
+    shows, then the open buckets of each one's chain.
+
+    Args:
+        dests: sorted rule destinations, one per stream; ``lo``/``hi`` their windows.
+        columns: the state columns to load (``states.needs``); ``count`` always.
+    """
     dests = np.asarray(dests, np.int64)
+    columns = tuple(c for c in st.STATE_COLUMNS if c in columns or c == "count")
     chunks = []
     shard_of = engine.registry.shard[dests]
     for number in np.unique(shard_of).tolist():
-        mine = dests[shard_of == number]
+        mine = np.flatnonzero(shard_of == number)
         shard = engine.shards[number]
-        streams_obj = shard.streams
-        stream = np.array([engine.rules[d].stream for d in mine.tolist()], np.int64)
+        streams = shard.streams
+        stream = np.array([engine.rules[d].stream for d in dests[mine].tolist()], np.int64)
         order = np.argsort(stream)
-        by_stream, dest_by_stream = stream[order], mine[order]
-        got = shard.read_closed_states(by_stream.astype(np.int32), lo if lo > 0 else -2**62, hi)
-        at = np.searchsorted(by_stream, got.sids)
-        dest = dest_by_stream[at]
-        ret = engine.registry.retention_ms[dest]
-        opened = streams_obj.open_bucket[got.sids]
-        keep = (ret <= 0) | (opened == EMPTY_TS) | \
-            (got.ts >= opened - streams_obj.bucket_ms[got.sids] - ret)
-        rows = Rows(dest.astype(np.int32), got.ts, dict(got.columns))
-        if not keep.all():
-            rows = rows.take(np.flatnonzero(keep))
-        chunks.append(rows)
-        chunks.append(open_chains(streams_obj, mine, stream, lo, hi))
-    rows = concat(chunks, st.STATE_COLUMNS)
-    order = np.lexsort((rows.ts, rows.sids))
-    return rows.take(order)
+        by_stream, at_of = stream[order], mine[order]
+        w_lo, w_hi = int(lo[mine].min()), int(hi[mine].max())
+        got = shard.rollup.read(by_stream.astype(np.int32), w_lo if w_lo > 0 else -2**62,
+                                w_hi, columns)
+        at = at_of[np.searchsorted(by_stream, got.sids)]  # each row's index in ``dests``
+        opened = streams.open_bucket[got.sids]
+        ret = engine.registry.retention_ms[dests[at]]
+        # One mask: stored, closed, within retention, within the destination's own window.
+        keep = (got.columns["count"] > 0) & (got.ts < opened) & (
+            (ret <= 0) | (got.ts >= opened - streams.bucket_ms[got.sids] - ret)) & (
+            (got.ts >= lo[at]) | (lo[at] <= 0)) & (got.ts <= hi[at])
+        idx = np.flatnonzero(keep)
+        chunks.append(Rows(dests[at[idx]].astype(np.int32), got.ts[idx],
+                           {c: got.columns[c][idx] for c in columns}))
+        chain = open_chains(streams, dests[mine], stream, w_lo, w_hi, columns)
+        if len(chain):
+            at = np.searchsorted(dests, chain.sids)
+            chain = chain.take(np.flatnonzero((chain.ts >= lo[at]) & (chain.ts <= hi[at])))
+        chunks.append(chain)
+    rows = concat(chunks, columns)
+    if len(chunks) > 2 or len(chunks[-1]) or np.any(np.diff(rows.sids) < 0):
+        # Per destination its closed rows come in time order, then its chain's open
+        # buckets (newer still): a stable sort by destination alone orders (dest, bucket).
+        rows = rows.take(np.argsort(rows.sids, kind="stable"))
+    return rows
