@@ -187,7 +187,8 @@ def tier_rows(engine: Engine, dests: np.ndarray, lo: np.ndarray, hi: np.ndarray,
         chain = open_chains(streams, dests[mine], stream, w_lo, w_hi, columns)
         if len(chain):
             at = np.searchsorted(dests, chain.sids)
-            chain = chain.take(np.flatnonzero((chain.ts >= lo[at]) & (chain.ts <= hi[at])))
+            inside = ((chain.ts >= lo[at]) | (lo[at] <= 0)) & (chain.ts <= hi[at])
+            chain = chain.take(np.flatnonzero(inside))
         chunks.append(chain)
     rows = concat(chunks, columns)
     if len(chunks) > 2 or latest or np.any(np.diff(rows.sids) < 0):
