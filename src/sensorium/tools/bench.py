@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from ..errors import SeriesNotFound
 from ..model import percentile_of
 from .sinks import SinkError
 
@@ -173,7 +174,10 @@ def run(target: Any, sensor: str | None, repeat: int) -> list[dict[str, Any]]:
     if repeat < 1:
         raise ValueError("--repeat must be at least 1")
     key = sensor or target.default_sensor()
-    last = target.latest(key)
+    try:
+        last = target.latest(key)
+    except SeriesNotFound:
+        raise SinkError(f"no series {key!r}") from None
     if last is None:
         raise SinkError(f"{key} holds no samples")
     end = last[0]
