@@ -140,8 +140,8 @@ class Generator:
         steps_per_day = DAY_S * 1000 / self.interval_ms
         self._p_spike = min(spikes_per_day / steps_per_day, 1.0)
         self._p_dropout = min(dropouts_per_day / steps_per_day, 1.0)
-        self._groups = [(k, np.flatnonzero(fleet.kinds == k)) for k in range(len(KINDS))]
-        self._groups = [(k, idx) for k, idx in self._groups if len(idx)]
+        self._groups = [(k, _as_slice(np.flatnonzero(fleet.kinds == k)))
+                        for k in range(len(KINDS)) if (fleet.kinds == k).any()]
         self._params()
 
     def _params(self) -> None:
@@ -186,8 +186,9 @@ class Generator:
         working = weekday & (hour >= SHIFT_START_H) & (hour < SHIFT_END_H)
 
         values = np.empty((n, steps))
-        noise = rng.standard_normal((n, steps))
-        drift = self._ou_drift(rng.standard_normal((n, steps)))
+        # float32 draws: half the cost, and the noise needs no more precision than that
+        noise = rng.standard_normal((n, steps), dtype=np.float32)
+        drift = self._ou_drift(rng.standard_normal((n, steps), dtype=np.float32))
         for k, idx in self._groups:
             values[idx] = self._kind(KINDS[k], idx, t_s, hour, working, noise[idx],
                                      drift[idx])
@@ -203,7 +204,7 @@ class Generator:
         while self.step < end:
             yield self.chunk(min(steps_per_chunk, end - self.step))
 
-    def _kind(self, kind: str, idx: np.ndarray, t_s: np.ndarray, hour: np.ndarray,
+    def _kind(self, kind: str, idx: np.ndarray | slice, t_s: np.ndarray, hour: np.ndarray,
               working: np.ndarray, noise: np.ndarray, drift: np.ndarray) -> np.ndarray:
         base, amp = self._base[idx, None], self._amp[idx, None]
         sd = self._noise[idx, None]
@@ -236,7 +237,7 @@ class Generator:
         n, steps = eps.shape
         a = np.exp(-self.interval_ms / 1000.0 / self._drift_tau_s)  # (n,)
         scale = self._drift_sd * np.sqrt(1 - a * a)  # keeps the stationary sd at drift_sd
-        out = np.empty_like(eps)
+        out = np.empty(eps.shape)
         # a^-k must stay well inside float64: split long chunks (a^-k <= e^20).
         span = max(1, int(20 / max(float((1 - a).max()), 1e-12)))
         x0 = self._drift
@@ -255,8 +256,7 @@ class Generator:
         """Single-sample glitches: a sensor reads far off for one sample."""
         if self._p_spike == 0:
             return
-        hit = self._rng.random(values.shape) < self._p_spike
-        s, j = np.nonzero(hit)
+        s, j = _bernoulli_cells(self._rng, values.shape, self._p_spike)
         if not len(s):
             return
         sign = np.where(self._rng.random(len(s)) < 0.5, -1.0, 1.0)
@@ -271,8 +271,7 @@ class Generator:
         if self._p_dropout == 0:
             missing = step[None, :] < self._dropout_end[:, None]
             return missing
-        starts = self._rng.random((n, steps)) < self._p_dropout
-        s, j = np.nonzero(starts)
+        s, j = _bernoulli_cells(self._rng, (n, steps), self._p_dropout)
         length_s = np.exp(self._rng.normal(np.log(DROPOUT_MEDIAN_S), DROPOUT_SIGMA, len(s)))
         length = np.maximum(1, np.rint(length_s * 1000 / self.interval_ms)).astype(np.int64)
         end = np.full((n, steps), -1, np.int64)
@@ -281,3 +280,23 @@ class Generator:
         np.maximum.accumulate(end, axis=1, out=end)
         self._dropout_end = end[:, -1].copy()
         return step[None, :] < end
+
+
+def _bernoulli_cells(rng: np.random.Generator, shape: tuple[int, int], p: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of the cells hit when each cell is hit with probability ``p``: the
+    number of hits drawn once, then their places (costs per hit, not per cell). Two hits
+    on one cell count once, which at rates this low changes nothing."""
+    total = shape[0] * shape[1]
+    count = rng.binomial(total, p) if total else 0
+    flat = np.unique(rng.integers(0, total, count)) if count else np.empty(0, np.int64)
+    return flat // shape[1], flat % shape[1]
+
+
+def _as_slice(idx: np.ndarray) -> np.ndarray | slice:
+    """Evenly spaced rows as a slice, so that a kind's block is a view, not a copy."""
+    if len(idx) > 1 and (np.diff(idx) == idx[1] - idx[0]).all():
+        return slice(int(idx[0]), int(idx[-1]) + 1, int(idx[1] - idx[0]))
+    if len(idx) == 1:
+        return slice(int(idx[0]), int(idx[0]) + 1)
+    return idx
