@@ -1,6 +1,7 @@
 """``sensorium generate``, ``stats`` and ``bench`` end to end on an embedded database."""
 
 import json
+import sys
 
 import pytest
 
@@ -103,3 +104,10 @@ def test_best_tier():
     assert best_tier(rules, 86_400_000) == "a:1h"
     assert best_tier(rules, 60_000) == "a:1m"
     assert best_tier(rules, 30_000) is None
+
+
+def test_mqtt_target_without_paho(monkeypatch, tmp_path):
+    for name in ("paho", "paho.mqtt", "paho.mqtt.client"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if paho-mqtt were not installed
+    with pytest.raises(SystemExit, match="mqtt target needs paho-mqtt: pip install paho-mqtt"):
+        cli.main(["generate", "--target", "mqtt", "--quiet"])
