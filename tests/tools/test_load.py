@@ -64,6 +64,23 @@ def test_live_mode_emits_at_the_rate(tmp_path):
     assert "live:" in out.getvalue() and "target 2.0k/s" in out.getvalue()
 
 
+class SlowSink(EmbeddedSink):
+    """A sink that takes at most 2,000 samples/s."""
+
+    def write_rows(self, *columns):
+        time.sleep(len(columns[0]) / 2_000)
+        super().write_rows(*columns)
+
+
+def test_live_mode_stops_on_time_and_reports_the_shortfall(tmp_path):
+    with sensorium.open(str(tmp_path / "db")) as db:
+        report = run_live(fleet(50), SlowSink(db), rate=5_000, duration_s=1.0,
+                          dropouts_per_day=0, quiet=True)
+    assert report.elapsed_s < 2.3  # the write under way at 1 s ends; no catching up after
+    assert report.written.samples == report.generated < 4_500
+    assert report.behind == 5_000 - report.generated > 0
+
+
 def test_live_mode_refuses_colliding_timestamps(tmp_path):
     with sensorium.open(str(tmp_path / "db")) as db, pytest.raises(ValueError, match="collide"):
         run_live(fleet(2), EmbeddedSink(db), rate=10_000, duration_s=0.1)

@@ -171,7 +171,8 @@ def _print_load(args: argparse.Namespace, report: Any, closed_s: float) -> None:
     if args.live:
         target = args.rate or args.sensors / args.interval
         print(f"live: achieved {w.samples / max(report.elapsed_s, 1e-9):,.0f} samples/s "
-              f"over {report.elapsed_s:.1f} s (target {target:,.0f}/s)")
+              f"over {report.elapsed_s:.1f} s (target {target:,.0f}/s)"
+              + (f"; {report.behind:,} samples behind at the end" if report.behind else ""))
     else:
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in report.timings_s.items())
         print(f"time: {parts}")

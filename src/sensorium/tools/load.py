@@ -34,6 +34,7 @@ class LoadReport:
     generated: int = 0
     written: Written = field(default_factory=Written)
     elapsed_s: float = 0.0
+    behind: int = 0  # live: samples due but not sent when the run ended
     timings_s: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -103,8 +104,9 @@ class _Rounds:
 def run_live(fleet: Fleet, sink: Sink, rate: float, *, duration_s: float | None,
              seed: int = 0, spikes_per_day: float = 2.0, dropouts_per_day: float = 0.5,
              quiet: bool = False, stream: TextIO | None = None) -> LoadReport:
-    """Emits ``rate`` samples/s (spread over the sensors in turn) until ``duration_s`` (or
-    KeyboardInterrupt). Returns the totals; prints the achieved rate every second."""
+    """Emits ``rate`` samples/s (spread over the sensors in turn) for ``duration_s`` (or
+    until KeyboardInterrupt). Returns the totals, with ``behind`` the samples that were due
+    but not sent when time ran out; prints the achieved rate every second."""
     out = stream or sys.stderr
     n = len(fleet)
     if rate <= 0:
@@ -126,13 +128,18 @@ def run_live(fleet: Fleet, sink: Sink, rate: float, *, duration_s: float | None,
     try:
         while limit is None or k < limit:
             now = time.perf_counter()
+            # time up: one last write of the last tick's samples; a sink that fell
+            # further behind stops there, and the shortfall shows as ``behind``
+            final = duration_s is not None and now - started >= duration_s
             due = int((now - started) * rate)
             if limit is not None:
                 due = min(due, limit)
-            if due <= k:
+            if due <= k and not final:
                 time.sleep(min(LIVE_TICK_S, max((k + 1) / rate - (now - started), 0.0)))
                 continue
             k1 = min(due, k + LIVE_MAX_BATCH)
+            if k1 <= k or (final and due - k > 2 * LIVE_TICK_S * rate):
+                break  # done, or so far behind that catching up would distort the rate
             sensor, values = rounds.take(k, k1)
             ts = t0_ms + (np.arange(k, k1, dtype=np.int64) * 1000 / rate).astype(np.int64)
             present = ~np.isnan(values)
@@ -141,6 +148,8 @@ def run_live(fleet: Fleet, sink: Sink, rate: float, *, duration_s: float | None,
                             values[present][order])
             report.generated += int(present.sum())
             k = k1
+            if final:
+                break
             now = time.perf_counter()
             if now - last_report >= 1.0 and not quiet:
                 achieved = (k - sent_at_report) / (now - last_report)
@@ -156,4 +165,5 @@ def run_live(fleet: Fleet, sink: Sink, rate: float, *, duration_s: float | None,
     report.elapsed_s = time.perf_counter() - started
     report.written = sink.written
     report.timings_s["live"] = report.elapsed_s
+    report.behind = max(int(report.elapsed_s * rate) - k, 0) if limit is None else limit - k
     return report
