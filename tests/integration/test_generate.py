@@ -19,7 +19,8 @@ import redis
 from sensorium import cli
 from sensorium.tools.generate import Generator, fleet
 from sensorium.tools.load import load_history
-from sensorium.tools.sinks import MQTT_TOPIC, SinkError, open_sink
+from sensorium.tools.sinks import SinkError, open_sink
+from sensorium.tools.sinks_mqtt import MQTT_TOPIC
 
 from .conftest import wait_until
 

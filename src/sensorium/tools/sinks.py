@@ -14,8 +14,8 @@ each argument, MQTT sends one message per reading). Targets:
 ``line``       ``POST /api/v2/write?precision=ms``: InfluxDB line protocol, measurement
                ``sensors``, the labels as tags, field ``value`` (text built by pyarrow)
 ``resp``       redis-py pipeline: ``TS.CREATE … LABELS …`` once, then ``TS.MADD`` triples
-``mqtt``       paho-mqtt: topic ``factory/{building}/{zone}/{sensor_id}/{type}``, payload
-               ``{"timestamp": ms, "value": v}`` (or a JSON array of those with a batch size)
+``mqtt``       ``sinks_mqtt.py``: paho-mqtt publishes to ``factory/{building}/{zone}/
+               {sensor_id}/{type}`` ``{"timestamp": ms, "value": v}`` (or arrays of those)
 =============  ==============================================================================
 
 A sink counts what the server accepted and what it refused (``Written``); it raises
@@ -25,7 +25,6 @@ A sink counts what the server accepted and what it refused (``Written``); it rai
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,7 +37,6 @@ RESP_MADD_SAMPLES = 1_000  # triples per TS.MADD command
 RESP_PIPELINE_SAMPLES = 50_000  # samples per pipeline round trip
 EMBEDDED_BATCH_SAMPLES = 2_000_000  # rows per madd: large parts, few log records
 LINE_MEASUREMENT = "sensors"
-MQTT_TOPIC = "factory/{building}/{zone}/{sensor_id}/{type}"
 TARGETS = ("embedded", "http", "http-batch", "line", "resp", "mqtt")
 
 
@@ -76,7 +74,7 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-class _Rows:
+class RowSink:
     """``write(chunk)`` in terms of ``write_rows`` (sensor-major columns)."""
 
     def write(self, chunk: Chunk) -> None:
@@ -87,7 +85,7 @@ class _Rows:
 
 
 # -- embedded ---------------------------------------------------------------------------------
-class EmbeddedSink(_Rows):
+class EmbeddedSink(RowSink):
     """Writes into an open ``Database`` (the caller owns and closes it)."""
 
     def __init__(self, db: Any, batch_samples: int = EMBEDDED_BATCH_SAMPLES) -> None:
@@ -120,7 +118,7 @@ class EmbeddedSink(_Rows):
 
 
 # -- HTTP -------------------------------------------------------------------------------------
-class _HttpSink(_Rows):
+class _HttpSink(RowSink):
     path = ""
     content_type = "application/json"
 
@@ -281,7 +279,7 @@ def _string_data(arr: Any) -> list[Any]:
 
 
 # -- RESP -------------------------------------------------------------------------------------
-class RespSink(_Rows):
+class RespSink(RowSink):
     """redis-py against the RESP port: series created with ``TS.CREATE … LABELS``, then
     pipelined ``TS.MADD``. The replies are checked per sample."""
 
@@ -346,83 +344,6 @@ class RespSink(_Rows):
         self.client.close()
 
 
-# -- MQTT -------------------------------------------------------------------------------------
-def _paho() -> Any:
-    try:
-        import paho.mqtt.client as mqtt
-    except ImportError:
-        raise SinkError("the mqtt target needs paho-mqtt: pip install paho-mqtt") from None
-    return mqtt
-
-
-class MqttSink(_Rows):
-    """paho-mqtt publisher: one message per reading (``batch=1``) or per sensor and
-    ``batch`` readings (a JSON array). QoS 1 waits for the broker's PUBACKs at the end of
-    every chunk, so ``written`` counts acknowledged messages' samples."""
-
-    def __init__(self, host: str, port: int = 1883, qos: int = 1, batch: int = 1,
-                 username: str | None = None, password: str | None = None,
-                 client_id: str = "") -> None:
-        mqtt = _paho()
-        if qos not in (0, 1, 2):
-            raise SinkError("qos must be 0, 1 or 2")
-        if batch < 1:
-            raise SinkError("mqtt batch must be >= 1")
-        self.qos, self.batch = qos, batch
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
-        self.client.max_inflight_messages_set(0)  # no cap: QoS 1 load tests stream
-        self.client.max_queued_messages_set(0)
-        if username is not None:
-            self.client.username_pw_set(username, password)
-        try:
-            self.client.connect(host, port)
-        except OSError as exc:
-            raise SinkError(f"MQTT broker {host}:{port}: {exc}") from exc
-        self.client.loop_start()
-        self.written = Written()
-        self._topics: list[str] = []
-
-    def open(self, fleet: Fleet) -> None:
-        self._topics = [MQTT_TOPIC.format(**labels) for labels in fleet.labels]
-
-    def write_rows(self, who: np.ndarray, ts: np.ndarray, values: np.ndarray) -> None:
-        topics = self._topics
-        infos: list[tuple[Any, int]] = []
-        publish = self.client.publish
-        if self.batch == 1:
-            for s, t, v in zip(who.tolist(), ts.tolist(), values.tolist(), strict=True):
-                infos.append((publish(topics[s], f'{{"timestamp":{t},"value":{v!r}}}',
-                                      self.qos), 1))
-        else:
-            starts = np.flatnonzero(np.r_[True, who[1:] != who[:-1]])
-            bounds = np.r_[starts, len(who)]
-            for s, a, b in zip(who[starts].tolist(), bounds[:-1].tolist(), bounds[1:].tolist(),
-                               strict=True):
-                for lo in range(a, b, self.batch):
-                    hi = min(lo + self.batch, b)
-                    body = json.dumps([{"timestamp": t, "value": v} for t, v in zip(
-                        ts[lo:hi].tolist(), values[lo:hi].tolist(), strict=True)],
-                        separators=(",", ":"))
-                    infos.append((publish(topics[s], body, self.qos), hi - lo))
-        self._settle(infos)
-
-    def _settle(self, infos: Sequence[tuple[Any, int]]) -> None:
-        for info, count in infos:
-            if info.rc != 0:
-                self.written.refuse(count, f"publish failed (paho rc {info.rc})")
-                continue
-            if self.qos > 0:
-                info.wait_for_publish(timeout=60)
-            if info.is_published() or self.qos == 0:
-                self.written.samples += count
-            else:
-                self.written.refuse(count, "no PUBACK from the broker within 60 s")
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 def open_sink(target: str, *, db: Any = None, url: str | None = None,
               resp: str | None = None, mqtt: str | None = None, token: str | None = None,
               batch: int | None = None, qos: int = 1) -> Sink:
@@ -440,6 +361,8 @@ def open_sink(target: str, *, db: Any = None, url: str | None = None,
         host, port = _host_port(resp or "127.0.0.1:6380", 6380)
         return RespSink(host, port, token, pipeline_samples=batch or RESP_PIPELINE_SAMPLES)
     if target == "mqtt":
+        from .sinks_mqtt import MqttSink
+
         host, port = _host_port(mqtt or "127.0.0.1:1883", 1883)
         return MqttSink(host, port, qos=qos, batch=batch or 1)
     raise SinkError(f"unknown target {target!r}; one of {', '.join(TARGETS)}")
