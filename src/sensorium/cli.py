@@ -1,5 +1,5 @@
-"""Command line: ``sensorium demo`` and ``sensorium serve`` (``generate``, ``sql`` and
-``stats`` come later)."""
+"""Command line: ``sensorium demo`` and ``sensorium serve``; ``generate``, ``bench`` and
+``stats`` are wired from ``tools/commands.py`` (``sql`` comes later)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import time
 import numpy as np
 
 import sensorium
+
+from .tools import commands as tool_commands
 
 KINDS = ("temperature", "humidity", "pressure")
 BASE = {"temperature": 21.0, "humidity": 45.0, "pressure": 1013.0}
@@ -123,8 +125,11 @@ def main(argv: list[str] | None = None) -> None:
     p_serve.add_argument("--no-resp", action="store_true", help="do not start the RESP server")
     p_serve.add_argument("--config", help="TOML file: [server] and [database] tables "
                                           "(see docs/protocols/http.md)")
+    tool_commands.add_parsers(sub)
     args = parser.parse_args(argv)
-    if args.command == "demo":
+    if args.command in tool_commands.COMMANDS:
+        tool_commands.run(args)
+    elif args.command == "demo":
         demo(args.data_dir, args.sensors, args.minutes)
     elif args.command == "serve":
         serve(args)
