@@ -7,7 +7,6 @@ import pytest
 
 import sensorium
 from sensorium import cli
-from sensorium.tools.bench import best_tier
 from sensorium.tools.generate import fleet
 
 
@@ -94,16 +93,6 @@ def test_bench_and_stats_on_an_empty_database(tmp_path, capsys):
     cli.main(["stats", "--data-dir", path])
     out = capsys.readouterr().out
     assert "series       0" in out and "none yet" in out and "none (no downsampling" in out
-
-
-def test_best_tier():
-    rules = [("a:1m", 60_000, "avg", 0), ("a:1h", 3_600_000, "max", 0),
-             ("a:p99", 3_600_000, "p99", 0), ("a:7m", 420_000, "avg", 0),
-             ("a:1h_off", 3_600_000, "avg", 1_800_000)]
-    assert best_tier(rules, 3_600_000) == "a:1h"  # states: a max tier answers avg exactly
-    assert best_tier(rules, 86_400_000) == "a:1h"
-    assert best_tier(rules, 60_000) == "a:1m"
-    assert best_tier(rules, 30_000) is None
 
 
 def test_mqtt_target_without_paho(monkeypatch, tmp_path):
