@@ -339,3 +339,19 @@ def test_tier_percentiles_survive_checkpoint_and_restart(tmp_path):
         after = db.range("p", "-", "+")
     assert len(before) == 9 and after == before
     assert abs(before[0][1] - 56) / 56 < 0.02  # p95 of 0..59, within the sketch's 1 %
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_deleted_series_stays_deleted_when_its_key_comes_back_after_a_restart(
+        tmp_path, shards):
+    """Was: the highest sid, deleted before a checkpoint, was handed out again after a
+    restart, and its old rows (still in a block) showed in the new series."""
+    path = str(tmp_path / "db")
+    with sensorium.open(path, shards=shards, background=False) as db:
+        db.create("a")
+        db.madd(["d"], [1], [0.0])
+        db.delete_series("d")
+        db.checkpoint()
+    with sensorium.open(path, background=False) as db:
+        db.madd(["d"], [0], [5.0])
+        assert db.range("d", "-", "+") == [(0, 5.0)]

@@ -200,7 +200,9 @@ class SeriesRegistry:
     def snapshot(self, sids: np.ndarray) -> dict:
         """A JSON-able, columnar description of ``sids`` (one shard's series)."""
         metas = [self.get(sid) for sid in sids.tolist()]
-        return {"series_columns": {
+        # next_sid: sids are never reused, also not the highest one of a deleted series
+        # (its rows may still sit in blocks), so a restore starts numbering after it.
+        return {"next_sid": len(self.meta), "series_columns": {
             "sid": sids.tolist(), "key": [m.key for m in metas],
             "labels": [m.labels for m in metas],
             "retention_ms": self.retention_ms[sids].tolist(),
@@ -224,3 +226,10 @@ class SeriesRegistry:
                          retention_ms=np.asarray(c["retention_ms"], np.int64),
                          policy=np.asarray(c["policy"], np.int8), shard=np.int16(shard),
                          settings=[tuple(x) for x in c["settings"]])
+        self.reserve(int(snap.get("next_sid", 0)))
+
+    def reserve(self, n: int) -> None:
+        """Makes the next new sid at least ``n``."""
+        if n > len(self.meta):
+            self._grow(n)
+            self.meta.extend([None] * (n - len(self.meta)))
