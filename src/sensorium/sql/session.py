@@ -1,0 +1,245 @@
+"""SQL over a Sensorium database: plan, read what is needed, run in DuckDB (read path).
+
+One ``SqlEngine`` serves one open ``Database`` and any number of threads: each query gets
+its own pair of DuckDB connections (cursors) to two in-memory DuckDB databases that hold
+only the dialect's macros, never data:
+
+1. ``catalog.build`` snapshots the series and tiers (engine lock);
+2. ``predicates.plan_scans`` plans the query against empty stand-in tables in the planning
+   database and extracts, per scanned table, the series filter and the time range;
+3. the series filter runs on the catalog (one row per series) and ``materialize`` reads just
+   those series and range from the engine as Arrow tables;
+4. the query runs in the execution database over those tables; a timer interrupts it after
+   ``timeout_s``.
+
+Every DuckDB error becomes a ``QueryError`` carrying DuckDB's message (HTTP 400); nothing a
+query says can take the process down. External access (files, network, extensions) is off
+and the configuration is locked, so a query reads nothing but Sensorium's tables.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from ..errors import InvalidArgument
+from . import catalog as catalog_mod
+from . import dialect, materialize, predicates
+
+if TYPE_CHECKING:
+    from ..database import Database
+
+DEFAULT_TIMEOUT_S = 60.0
+# DuckDB's own worker threads per query: the engine and the front ends need the other cores.
+DEFAULT_THREADS = 2
+
+_SAMPLES = {"key": "VARCHAR", "time": "TIMESTAMP", "value": "DOUBLE"}
+_TIER = {"key": "VARCHAR", "time": "TIMESTAMP", "count": "BIGINT", "sum": "DOUBLE",
+         "min": "DOUBLE", "max": "DOUBLE", "avg": "DOUBLE", "first": "DOUBLE", "last": "DOUBLE",
+         "first_time": "TIMESTAMP", "last_time": "TIMESTAMP", "stddev": "DOUBLE",
+         "variance": "DOUBLE", "m2": "DOUBLE", "closed": "BOOLEAN"}
+_SERIES_EXTRA = {"retention_ms": "BIGINT", "last_time": "TIMESTAMP", "last_value": "DOUBLE",
+                 "tiers": "VARCHAR[]"}
+_TIERS = {"name": "VARCHAR", "bucket": "INTERVAL", "bucket_ms": "BIGINT", "series": "BIGINT",
+          "retention_ms": "BIGINT"}
+_CATALOG_VIEW = "__sensorium_series"
+
+
+class QueryError(InvalidArgument):
+    """A query DuckDB refused or failed (its message), or one that timed out."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStats:
+    """What a query read from the engine, per table: rows and series materialised."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    series: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """A query's answer as an Arrow table, and what it read."""
+
+    table: pa.Table
+    stats: ReadStats
+    elapsed_s: float
+
+
+class SqlEngine:
+    """SQL front of one ``Database``. Thread-safe; cheap to keep for the database's life.
+
+    Args:
+        db: the open database (the caller closes it).
+        timeout_s: a query running longer is interrupted (QueryError).
+        threads: DuckDB worker threads per query.
+    """
+
+    def __init__(self, db: Database, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 threads: int = DEFAULT_THREADS) -> None:
+        self.db = db
+        self.timeout_s = timeout_s
+        self._plan_db = _database(threads, plan=True)
+        self._run_db = _database(threads, plan=False)
+        with self._plan_db.cursor() as c:
+            self._volatile = frozenset(r[0] for r in c.execute(
+                "SELECT DISTINCT function_name FROM duckdb_functions() "
+                "WHERE stability = 'VOLATILE'").fetchall())
+        self._lock = threading.Lock()  # DuckDB cursors are created one at a time
+
+    def close(self) -> None:
+        self._plan_db.close()
+        self._run_db.close()
+
+    def query(self, sql: str, *, now_ms: int | None = None) -> QueryResult:
+        """Runs one read-only query in Sensorium's dialect (see ``docs/sql.md``).
+
+        Args:
+            sql: the query.
+            now_ms: what ``now()`` means (epoch ms); the current time by default.
+
+        Raises:
+            QueryError: DuckDB's message for a bad query, or a timeout.
+        """
+        started = time.perf_counter()
+        if not isinstance(sql, str) or not sql.strip():
+            raise QueryError("empty query")
+        query = dialect.rewrite(sql)
+        try:
+            dialect.check(query)
+        except InvalidArgument as exc:
+            raise QueryError(str(exc)) from None
+        now_ms = int(time.time() * 1000) if now_ms is None else int(now_ms)
+        engine = self.db.engine
+        with engine.lock:
+            cat = catalog_mod.build(engine)
+        with self._lock:
+            plan, run = self._plan_db.cursor(), self._run_db.cursor()
+        try:
+            for c in (plan, run):
+                c.execute(f"SET VARIABLE {dialect.NOW_VARIABLE} = make_timestamp($1::BIGINT)",
+                          [now_ms * 1000])
+            schemas = _schemas(cat)
+            scans = _plan(plan, query, schemas, set(cat.columns.values()), self._volatile)
+            stats = ReadStats()
+            for name in sorted({s.table for s in scans}):
+                table = self._materialize(run, cat, name, [s for s in scans if s.table == name],
+                                          stats)
+                run.register(name, table)
+            for name in set(schemas) - {s.table for s in scans}:
+                run.register(name, _empty(schemas[name]))  # unreachable scans, e.g. LIMIT 0
+            table = self._run(run, query)
+        finally:
+            plan.close()
+            run.close()
+        return QueryResult(table, stats, time.perf_counter() - started)
+
+    def _run(self, cursor: duckdb.DuckDBPyConnection, query: str) -> pa.Table:
+        timer = threading.Timer(self.timeout_s, cursor.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            return _duck(lambda: cursor.sql(query).to_arrow_table())
+        except QueryError as exc:
+            if not timer.is_alive():
+                raise QueryError(f"query interrupted after {self.timeout_s:g} s") from exc
+            raise
+        finally:
+            timer.cancel()
+
+    def _materialize(self, run: duckdb.DuckDBPyConnection, cat: catalog_mod.Catalog,
+                     name: str, scans: list[predicates.Scan], stats: ReadStats) -> pa.Table:
+        engine = self.db.engine
+        if name == "series":
+            return materialize.series(engine, cat)
+        if name == "tiers":
+            return materialize.tiers(cat)
+        positions = _series_positions(run, cat, scans)
+        lo, hi = _time_range(scans)
+        if name == "samples":
+            table = materialize.samples(engine, cat, positions, lo, hi)
+        else:
+            streams = cat.tiers[name]
+            chosen = np.flatnonzero(np.isin(streams.series, positions))
+            table = materialize.tier(engine, cat, streams, chosen, lo, hi)
+        stats.rows[name] = len(table)
+        stats.series[name] = len(positions)
+        return table
+
+
+def _database(threads: int, *, plan: bool) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:", config={"threads": threads})
+    if plan:  # empty stand-in tables must not plan to an empty result
+        con.execute("SET disabled_optimizers = 'statistics_propagation'")
+    for macro in dialect.MACROS:
+        con.execute(macro)
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def _duck(fn):  # type: ignore[no-untyped-def]
+    """Runs ``fn``; a DuckDB error becomes a QueryError with DuckDB's message."""
+    try:
+        return fn()
+    except duckdb.Error as exc:
+        raise QueryError(str(exc)) from None
+
+
+def _plan(cursor: duckdb.DuckDBPyConnection, query: str, schemas: dict[str, dict[str, str]],
+          labels: set[str], volatile: frozenset[str]) -> list[predicates.Scan]:
+    try:
+        return predicates.plan_scans(cursor, query, schemas, labels, volatile)
+    except duckdb.Error:
+        pass
+    # The message of a bad query, without the EXPLAIN around it (positions then match).
+    _duck(lambda: cursor.sql(query))
+    raise QueryError("the query could not be planned")
+
+
+def _schemas(cat: catalog_mod.Catalog) -> dict[str, dict[str, str]]:
+    labels = {c: "VARCHAR" for c in cat.columns.values()}
+    out = {"samples": {"key": "VARCHAR", **labels, "time": "TIMESTAMP", "value": "DOUBLE"},
+           "series": {"key": "VARCHAR", **labels, **_SERIES_EXTRA},
+           "tiers": dict(_TIERS)}
+    for name in cat.tiers:
+        out[name] = {"key": "VARCHAR", **labels, **{k: v for k, v in _TIER.items() if k != "key"}}
+    return out
+
+
+def _empty(schema: dict[str, str]) -> pa.Table:
+    types = {"VARCHAR": pa.string(), "TIMESTAMP": pa.timestamp("us"), "DOUBLE": pa.float64(),
+             "BIGINT": pa.int64(), "BOOLEAN": pa.bool_(), "INTERVAL": pa.duration("us"),
+             "VARCHAR[]": pa.list_(pa.string())}
+    return pa.table({c: pa.array([], types[t]) for c, t in schema.items()})
+
+
+def _series_positions(run: duckdb.DuckDBPyConnection, cat: catalog_mod.Catalog,
+                      scans: list[predicates.Scan]) -> np.ndarray:
+    """Catalog positions of the series any of ``scans`` may read (sorted)."""
+    everything = np.arange(len(cat.sids))
+    if not scans or any(not s.series_sql for s in scans):
+        return everything
+    where = " OR ".join("(" + " AND ".join(f"({c})" for c in s.series_sql) + ")" for s in scans)
+    table = cat.series_table().append_column("__pos", pa.array(everything))
+    run.register(_CATALOG_VIEW, table)
+    try:
+        got = run.execute(f"SELECT __pos FROM {_CATALOG_VIEW} WHERE {where}").fetchnumpy()
+    except duckdb.Error:  # a filter that needs the rows after all: read every series
+        return everything
+    finally:
+        run.unregister(_CATALOG_VIEW)
+    return np.sort(np.asarray(got["__pos"], np.int64))
+
+
+def _time_range(scans: list[predicates.Scan]) -> tuple[int, int]:
+    lo = min((s.min_ms if s.min_ms is not None else 0) for s in scans) if scans else 0
+    hi = max((s.max_ms if s.max_ms is not None else materialize.ALL_TIME[1]) for s in scans) \
+        if scans else materialize.ALL_TIME[1]
+    return max(lo, 0), hi
