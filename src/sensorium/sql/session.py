@@ -68,6 +68,7 @@ class QueryResult:
     """A query's answer as an Arrow table, and what it read."""
 
     table: pa.Table
+    types: list[str]  # DuckDB's type of each column (``TIMESTAMP``, ``DOUBLE``…)
     stats: ReadStats
     elapsed_s: float
 
@@ -134,18 +135,19 @@ class SqlEngine:
                 run.register(name, table)
             for name in set(schemas) - {s.table for s in scans}:
                 run.register(name, _empty(schemas[name]))  # unreachable scans, e.g. LIMIT 0
-            table = self._run(run, query)
+            table, types = self._run(run, query)
         finally:
             plan.close()
             run.close()
-        return QueryResult(table, stats, time.perf_counter() - started)
+        return QueryResult(table, types, stats, time.perf_counter() - started)
 
-    def _run(self, cursor: duckdb.DuckDBPyConnection, query: str) -> pa.Table:
+    def _run(self, cursor: duckdb.DuckDBPyConnection, query: str) -> tuple[pa.Table, list[str]]:
         timer = threading.Timer(self.timeout_s, cursor.interrupt)
         timer.daemon = True
         timer.start()
         try:
-            return _duck(lambda: cursor.sql(query).to_arrow_table())
+            rel = _duck(lambda: cursor.sql(query))
+            return _duck(rel.to_arrow_table), [str(t) for t in rel.types]
         except QueryError as exc:
             if not timer.is_alive():
                 raise QueryError(f"query interrupted after {self.timeout_s:g} s") from exc

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ...database import Database
 from ...errors import SensoriumError
 from .._errors import RequestError, http_error, influx_error
-from . import influx, query, series, write
+from . import influx, query, series, sql, write
 from .auth import TokenAuth
 from .body import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from .influx import VERSION
@@ -108,6 +108,7 @@ def create_app(db: Database, options: HttpOptions | None = None) -> FastAPI:
     app.include_router(write.router(db, options.max_body_bytes))
     app.include_router(query.router(db))
     app.include_router(series.router(db))
+    app.include_router(sql.router(db))
     app.include_router(influx.router())
     app.add_exception_handler(SensoriumError, _on_error)
     app.add_exception_handler(RequestError, _on_error)

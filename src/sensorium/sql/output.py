@@ -1,0 +1,84 @@
+"""Query results as JSON-able rows, CSV and an aligned text table (HTTP and CLI front ends).
+
+JSON has no timestamps, NaN or infinities: TIMESTAMP values become RFC 3339 strings in UTC
+(``2026-11-23T14:00:00Z``, milliseconds when not whole seconds), INTERVALs seconds as a
+number, non-finite floats ``null``; lists and structs nest. Pure functions: thread-safe.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import math
+from typing import Any
+
+import pyarrow as pa
+
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def columns(table: pa.Table, types: list[str]) -> list[dict[str, str]]:
+    """Name and (DuckDB) type of each column."""
+    return [{"name": n, "type": t} for n, t in zip(table.column_names, types, strict=True)]
+
+
+def json_value(v: Any) -> Any:
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(dt.UTC).replace(tzinfo=None)
+        spec = "milliseconds" if v.microsecond else "seconds"
+        return v.isoformat(timespec=spec) + "Z"
+    if isinstance(v, dt.date | dt.time):
+        return v.isoformat()
+    if isinstance(v, dt.timedelta):
+        return v.total_seconds()
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, dict):
+        return {k: json_value(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [json_value(x) for x in v]
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    if hasattr(v, "months") and hasattr(v, "nanoseconds"):  # Arrow month-day-nano interval
+        return v.months * 30 * 86400 + v.days * 86400 + v.nanoseconds / 1e9
+    return str(v)
+
+
+def rows(table: pa.Table, limit: int | None = None) -> list[list[Any]]:
+    """The table's rows (the first ``limit``) as JSON-able lists."""
+    if limit is not None:
+        table = table.slice(0, limit)
+    cols = [[json_value(v) for v in c.to_pylist()] for c in table.columns]
+    return [list(r) for r in zip(*cols, strict=True)] if cols else []
+
+
+def to_csv(table: pa.Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.column_names)
+    for row in rows(table):
+        writer.writerow(["" if v is None else v for v in row])
+    return out.getvalue()
+
+
+def to_text(table: pa.Table, max_width: int = 40) -> str:
+    """An aligned table with a header rule, like psql; long cells are cut with …"""
+    def cell(v: Any) -> str:
+        s = "NULL" if v is None else str(v)
+        return s if len(s) <= max_width else s[: max_width - 1] + "…"
+    body = [[cell(v) for v in r] for r in rows(table)]
+    head = table.column_names
+    widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(head)]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
+             "-+-".join("-" * w for w in widths)]
+    lines += [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    n = table.num_rows
+    lines.append(f"({n} row{'s' if n != 1 else ''})")
+    return "\n".join(lines)
