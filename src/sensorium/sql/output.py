@@ -2,7 +2,8 @@
 
 JSON has no timestamps, NaN or infinities: TIMESTAMP values become RFC 3339 strings in UTC
 (``2026-11-23T14:00:00Z``, milliseconds when not whole seconds), INTERVALs seconds as a
-number, non-finite floats ``null``; lists and structs nest. Pure functions: thread-safe.
+number (a month counts 30 days), non-finite floats ``null``; lists and structs nest.
+Pure functions: thread-safe.
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ def json_value(v: Any) -> Any:
         return float(v)
     if isinstance(v, bytes):
         return v.hex()
+    if hasattr(v, "months") and hasattr(v, "nanoseconds"):  # Arrow month-day-nano interval
+        return v.months * 30 * 86400 + v.days * 86400 + v.nanoseconds / 1e9
     if isinstance(v, dict):
         return {k: json_value(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
         return [json_value(x) for x in v]
     if v is None or isinstance(v, bool | int | str):
         return v
-    if hasattr(v, "months") and hasattr(v, "nanoseconds"):  # Arrow month-day-nano interval
-        return v.months * 30 * 86400 + v.days * 86400 + v.nanoseconds / 1e9
     return str(v)
 
 
