@@ -26,15 +26,15 @@ def test_table_csv_and_json(data_dir, capsys):
     assert capsys.readouterr().out.splitlines() == [
         "zone | time                     | value",
         "-----+--------------------------+------",
-        "A    | 1970-01-01T00:00:01Z     | 1.5  ",
+        "A    | 1970-01-01T00:00:01.000Z | 1.5  ",
         "A    | 1970-01-01T00:00:02.500Z | 2.5  ",
         "(2 rows)"]
     cli.main(["sql", Q, "--data-dir", data_dir, "--format", "csv"])
-    assert capsys.readouterr().out == ("zone,time,value\nA,1970-01-01T00:00:01Z,1.5\n"
+    assert capsys.readouterr().out == ("zone,time,value\nA,1970-01-01T00:00:01.000Z,1.5\n"
                                        "A,1970-01-01T00:00:02.500Z,2.5\n")
     cli.main(["sql", Q, "--data-dir", data_dir, "--format", "json"])
     body = json.loads(capsys.readouterr().out)
-    assert body["rows"] == [["A", "1970-01-01T00:00:01Z", 1.5],
+    assert body["rows"] == [["A", "1970-01-01T00:00:01.000Z", 1.5],
                             ["A", "1970-01-01T00:00:02.500Z", 2.5]]
     assert [c["type"] for c in body["columns"]] == ["VARCHAR", "TIMESTAMP", "DOUBLE"]
 

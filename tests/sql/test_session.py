@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 import sensorium
-from sensorium.sql import QueryError, SqlEngine
+from sensorium.sql import QueryError, SqlEngine, output
 
 from .conftest import END_MS, HOUR_MS
 
@@ -139,3 +141,24 @@ def test_label_columns_and_clashes(tmp_path):
             ("a", 1, 1.0, True), ("a", 1, 2.0, False)]
         listed = engine.query("SELECT name, bucket_ms, series FROM tiers").table.to_pylist()
         assert listed == [{"name": "tier_1m", "bucket_ms": 60_000, "series": 1}]
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT key, time, value, value > 1000 AS big, 1::HUGEINT AS h, INTERVAL 90 SECONDS AS d, "
+    "'inf'::DOUBLE AS i, 2.5::DECIMAL(4, 2) AS dec, DATE '2026-01-02' AS day "
+    "FROM samples WHERE type = 'price' AND time > ago(5m) ORDER BY key, time",
+    "SELECT [1.0, 'nan'::DOUBLE] AS l, {'t': TIMESTAMP '2026-01-01 00:00:01.5'} AS s",  # nested
+    "SELECT 1 AS a WHERE false",
+])
+def test_json_rows_by_duckdb_equal_the_python_encoding(seeded, query):
+    result = seeded.query(query)
+    assert json.loads(seeded.sql.json_rows(result, 1000)) == output.rows(result.table)
+    assert json.loads(seeded.sql.json_rows(result, 2)) == output.rows(result.table, 2)
+
+
+def test_python_encoding_of_values():
+    result = output.rows(pa.table({
+        "t": pa.array([0, 1_500, None], pa.timestamp("ms")),
+        "v": [1.0, float("nan"), None], "l": [[1.0, float("inf")], [], None]}))
+    assert result == [["1970-01-01T00:00:00.000Z", 1.0, [1.0, None]],
+                      ["1970-01-01T00:00:01.500Z", None, []], [None, None, None]]

@@ -129,34 +129,38 @@ def _column_names(names: list[str]) -> dict[str, str]:
 
 
 def _tiers(engine: Engine, raw: np.ndarray) -> dict[str, TierStreams]:
-    """Streams read by rules, by bucket size, one per root raw series."""
-    rules = engine.rules
-    best: dict[tuple[int, int], tuple[int, int, int, int]] = {}  # (root, bucket) → choice
-    retention: dict[tuple[int, int], int] = {}  # (shard, stream) → longest retention
-    for rule in rules.values():
-        root = rule.source
-        while root in rules:
-            root = rules[root].source
-        shard = int(engine.registry.shard[rule.source])
-        ret = int(engine.registry.retention_ms[rule.dest])
-        old = retention.get((shard, rule.stream))
-        retention[(shard, rule.stream)] = 0 if ret <= 0 or old == 0 else max(ret, old or 0)
-        choice = (rule.align_ms % rule.bucket_ms != 0, rule.stream, shard, root)
-        key = (root, rule.bucket_ms)
-        if key not in best or choice < best[key]:
-            best[key] = choice
-    by_bucket: dict[int, list[tuple[int, int, int]]] = {}
-    for (root, bucket), (_, stream, shard, _) in best.items():
-        by_bucket.setdefault(bucket, []).append((root, shard, stream))
+    """Streams read by rules, by bucket size, one per root raw series (vectorised)."""
+    rules = list(engine.rules.values())
+    if not rules:
+        return {}
+    reg = engine.registry
+    cols = np.array([(r.source, r.dest, r.stream, r.bucket_ms, r.align_ms) for r in rules],
+                    np.int64).reshape(-1, 5)
+    src, dest, stream, bucket, align = cols.T
+    parent = np.full(len(reg.meta), -1, np.int64)
+    parent[dest] = src
+    root = src.copy()
+    while (up := parent[root] >= 0).any():  # a tier of a tier: follow the chain to raw data
+        root[up] = parent[root[up]]
+    shard = reg.shard[src].astype(np.int64)
+    # The longest retention of the rules reading a stream (0 = forever wins).
+    ret = reg.retention_ms[dest].astype(np.int64)
+    ret = np.where(ret <= 0, np.iinfo(np.int64).max, ret)
+    order = np.lexsort((ret, stream, shard))
+    same = np.append((shard[order][1:] != shard[order][:-1])
+                     | (stream[order][1:] != stream[order][:-1]), True)
+    longest = np.empty(len(rules), np.int64)
+    group = np.cumsum(np.concatenate(([0], same[:-1])))
+    longest[order] = ret[order][same][group]
+    longest = np.where(longest == np.iinfo(np.int64).max, 0, longest)
+    # One stream per (root, bucket): aligned to 0 first, then the lowest id.
+    pick = np.lexsort((stream, align % bucket != 0, root, bucket))
+    first = np.append(True, (bucket[pick][1:] != bucket[pick][:-1])
+                      | (root[pick][1:] != root[pick][:-1]))
+    pick = pick[first & np.isin(root[pick], raw)]
     out = {}
-    shown = set(raw.tolist())
-    for bucket in sorted(by_bucket):
-        entries = [e for e in by_bucket[bucket] if e[0] in shown]
-        entries.sort()
-        roots = np.array([e[0] for e in entries], np.int32)
-        out[tier_name(bucket)] = TierStreams(
-            bucket, np.searchsorted(raw, roots), np.array([e[1] for e in entries], np.int64),
-            np.array([e[2] for e in entries], np.int64),
-            np.array([retention[(e[1], e[2])] for e in entries], np.int64))
+    for b in np.unique(bucket[pick]).tolist():
+        mine = pick[bucket[pick] == b]  # sorted by root
+        out[tier_name(b)] = TierStreams(b, np.searchsorted(raw, root[mine]), shard[mine],
+                                        stream[mine], longest[mine])
     return out
-

@@ -36,7 +36,7 @@ _TS = pa.timestamp("us")
 
 
 def _time(ms: np.ndarray) -> pa.Array:
-    return pa.array(ms * 1000, _TS)
+    return pa.array(np.asarray(ms, np.int64) * 1000, _TS)
 
 
 def _runs(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,19 +71,35 @@ def samples(engine: Engine, cat: Catalog, positions: np.ndarray, min_ms: int,
     return pa.table(cols)
 
 
+# The state columns each tier column is computed from.
+TIER_INPUTS = {
+    "count": ("count",), "sum": ("sum",), "min": ("min",), "max": ("max",),
+    "avg": ("sum", "count"), "first": ("first",), "last": ("last",),
+    "first_time": ("first_ts",), "last_time": ("last_ts",), "stddev": ("m2", "count"),
+    "variance": ("m2", "count"), "m2": ("m2",),
+}
+
+
 def tier(engine: Engine, cat: Catalog, streams: TierStreams, chosen: np.ndarray,
-         min_ms: int, max_ms: int) -> pa.Table:
+         min_ms: int, max_ms: int, columns: set[str] | None = None) -> pa.Table:
     """Bucket states of tier ``streams`` entries ``chosen`` (indices into ``streams``) whose
-    bucket start is in [min_ms, max_ms], closed buckets and each stream's open one."""
+    bucket start is in [min_ms, max_ms], closed buckets and each stream's open one.
+
+    Only the state columns that ``columns`` (tier column names; None = all) need are
+    decoded from blocks; the other statistics columns are NULL.
+    """
+    wanted = STATE_COLUMNS if columns is None else tuple(
+        c for c in STATE_COLUMNS
+        if c == "count" or any(c in TIER_INPUTS.get(x, ()) for x in columns))
     parts: list[Rows] = []
     series: list[np.ndarray] = []
     with engine.lock:
         for number in np.unique(streams.shard[chosen]).tolist():
             mine = chosen[streams.shard[chosen] == number]
-            part, pos = _shard_states(engine, streams, mine, number, min_ms, max_ms)
+            part, pos = _shard_states(engine, streams, mine, number, min_ms, max_ms, wanted)
             parts.append(part)
             series.append(pos)
-    rows = concat(parts, (*STATE_COLUMNS, "closed"))
+    rows = concat(parts, (*wanted, "closed"))
     pos = np.concatenate(series) if series else np.empty(0, np.int64)
     order = np.lexsort((rows.ts, pos))
     rows, pos = rows.take(order), pos[order]
@@ -91,7 +107,7 @@ def tier(engine: Engine, cat: Catalog, streams: TierStreams, chosen: np.ndarray,
 
 
 def _shard_states(engine: Engine, streams: TierStreams, mine: np.ndarray, number: int,
-                  min_ms: int, max_ms: int) -> tuple[Rows, np.ndarray]:
+                  min_ms: int, max_ms: int, wanted: tuple[str, ...]) -> tuple[Rows, np.ndarray]:
     """One shard's state rows (closed, then open buckets; ``closed`` column added) and the
     catalog position of each row."""
     shard = engine.shards[number]
@@ -99,14 +115,19 @@ def _shard_states(engine: Engine, streams: TierStreams, mine: np.ndarray, number
     order = np.argsort(ids)
     ids, mine = ids[order], mine[order]
     # A bucket aligned to start before 0 holds samples from 0: a window from 0 includes it.
-    closed = shard.read_closed_states(ids.astype(np.int32), min_ms if min_ms > 0 else -_FAR,
-                                      max_ms)
+    # As Shard.read_closed_states, decoding only the wanted columns: stored buckets that
+    # are not empty and not the open one (it lives in memory).
+    closed = shard.rollup.read(ids.astype(np.int32), min_ms if min_ms > 0 else -_FAR, max_ms,
+                               wanted)
+    keep = (closed.columns["count"] > 0) & (closed.ts < shard.streams.open_bucket[closed.sids])
+    if not keep.all():
+        closed = closed.take(np.flatnonzero(keep))
     at = np.searchsorted(ids, closed.sids)
     o, open_ts, states = _open_buckets(shard.streams, ids)
     inside = (open_ts <= max_ms) & ((open_ts >= min_ms) | (min_ms <= 0))
-    o, open_ts, states = o[inside], open_ts[inside], {k: v[inside] for k, v in states.items()}
-    opened = Rows(ids[o].astype(np.int32), open_ts, states)
-    rows = concat([closed, opened], STATE_COLUMNS)
+    o, open_ts = o[inside], open_ts[inside]
+    opened = Rows(ids[o].astype(np.int32), open_ts, {k: states[k][inside] for k in wanted})
+    rows = concat([closed, opened], wanted)
     at = np.concatenate([at, o])
     flag = np.concatenate([np.ones(len(closed), bool), np.zeros(len(o), bool)])
     # Retention as a range of the destination shows it: relative to the newest bucket.
@@ -152,20 +173,31 @@ def _open_buckets(streams: Streams, ids: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def _tier_table(cat: Catalog, rows: Rows, pos: np.ndarray) -> pa.Table:
     c = rows.columns
-    n = c["count"]
+    n = np.asarray(c["count"], np.int64)  # an empty read has float columns
     cols = _label_columns(cat, pos)
     cols["time"] = _time(np.maximum(rows.ts, 0))
+    have = set(c)
     with np.errstate(divide="ignore", invalid="ignore"):
-        var = c["m2"] / (n - 1)
-        cols.update({
-            "count": pa.array(n), "sum": pa.array(c["sum"]), "min": pa.array(c["min"]),
-            "max": pa.array(c["max"]), "avg": pa.array(c["sum"] / n),
-            "first": pa.array(c["first"]), "last": pa.array(c["last"]),
-            "first_time": _time(c["first_ts"]), "last_time": _time(c["last_ts"]),
-            "stddev": pa.array(np.sqrt(var), mask=n < 2),
-            "variance": pa.array(var, mask=n < 2), "m2": pa.array(c["m2"]),
-            "closed": pa.array(c["closed"].astype(bool)),
-        })
+        var = c["m2"] / (n - 1) if "m2" in have else None
+        make = {
+            "count": lambda: pa.array(n), "sum": lambda: pa.array(c["sum"], pa.float64()),
+            "min": lambda: pa.array(c["min"], pa.float64()),
+            "max": lambda: pa.array(c["max"], pa.float64()),
+            "avg": lambda: pa.array(c["sum"] / n, pa.float64()),
+            "first": lambda: pa.array(c["first"], pa.float64()),
+            "last": lambda: pa.array(c["last"], pa.float64()),
+            "first_time": lambda: _time(c["first_ts"]), "last_time": lambda: _time(c["last_ts"]),
+            "stddev": lambda: pa.array(np.sqrt(var), pa.float64(), mask=n < 2),
+            "variance": lambda: pa.array(var, pa.float64(), mask=n < 2),
+            "m2": lambda: pa.array(c["m2"], pa.float64()),
+        }
+        for name, inputs in TIER_INPUTS.items():
+            if have.issuperset(inputs):
+                cols[name] = make[name]()
+            else:  # not read: the query does not use it
+                cols[name] = pa.nulls(len(n), _TS if name.endswith("_time") else
+                                      pa.int64() if name == "count" else pa.float64())
+    cols["closed"] = pa.array(np.asarray(c["closed"], bool))
     return pa.table(cols)
 
 

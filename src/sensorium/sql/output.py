@@ -1,7 +1,7 @@
 """Query results as JSON-able rows, CSV and an aligned text table (HTTP and CLI front ends).
 
 JSON has no timestamps, NaN or infinities: TIMESTAMP values become RFC 3339 strings in UTC
-(``2026-11-23T14:00:00Z``, milliseconds when not whole seconds), INTERVALs seconds as a
+with milliseconds (``2026-11-23T14:00:00.000Z``), INTERVALs seconds as a
 number (a month counts 30 days), non-finite floats ``null``; lists and structs nest.
 Pure functions: thread-safe.
 """
@@ -13,9 +13,12 @@ import datetime as dt
 import decimal
 import io
 import math
+import re
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _EPOCH = dt.datetime(1970, 1, 1)
 
@@ -31,8 +34,7 @@ def json_value(v: Any) -> Any:
     if isinstance(v, dt.datetime):
         if v.tzinfo is not None:
             v = v.astimezone(dt.UTC).replace(tzinfo=None)
-        spec = "milliseconds" if v.microsecond else "seconds"
-        return v.isoformat(timespec=spec) + "Z"
+        return v.isoformat(timespec="milliseconds") + "Z"
     if isinstance(v, dt.date | dt.time):
         return v.isoformat()
     if isinstance(v, dt.timedelta):
@@ -52,12 +54,58 @@ def json_value(v: Any) -> Any:
     return str(v)
 
 
+def _column(col: pa.ChunkedArray) -> list[Any]:
+    """One column as JSON-able values, vectorised for the common types."""
+    t = col.type
+    if pa.types.is_timestamp(t):
+        ms = pc.cast(col, pa.timestamp("ms", t.tz), safe=False).cast(pa.int64())
+        text = np.datetime_as_string(ms.fill_null(0).to_numpy().astype("datetime64[ms]"))
+        out = [v + "Z" for v in text]
+        if col.null_count:
+            out = [None if m else v for v, m in zip(out, col.is_null().to_pylist(), strict=True)]
+        return out
+    if pa.types.is_floating(t):
+        col = pc.if_else(pc.is_finite(col), col, pa.scalar(None, t))
+        return col.to_pylist()
+    if pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_boolean(t):
+        return col.to_pylist()
+    if pa.types.is_dictionary(t) and pa.types.is_string(t.value_type):
+        return col.to_pylist()
+    return [json_value(v) for v in col.to_pylist()]
+
+
 def rows(table: pa.Table, limit: int | None = None) -> list[list[Any]]:
     """The table's rows (the first ``limit``) as JSON-able lists."""
     if limit is not None:
         table = table.slice(0, limit)
-    cols = [[json_value(v) for v in c.to_pylist()] for c in table.columns]
+    cols = [_column(c) for c in table.columns]
     return [list(r) for r in zip(*cols, strict=True)] if cols else []
+
+
+# DuckDB types whose values its JSON functions write as ``rows`` does, given the casts below.
+_FLAT_JSON = re.compile(r"^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|"
+                        r"UINTEGER|UBIGINT|VARCHAR|DOUBLE|FLOAT|DECIMAL.*|TIMESTAMP.*|DATE|"
+                        r"INTERVAL)$")
+
+
+def json_select(names: list[str], types: list[str]) -> str | None:
+    """A DuckDB query turning table ``__result`` (with row index ``__i``) into one JSON text
+    of row arrays, formatted as ``rows`` formats them; None when a column is nested (lists,
+    structs: ``rows`` then does it in Python)."""
+    if not all(_FLAT_JSON.match(t) for t in types):
+        return None
+    items = []
+    for name, t in zip(names, types, strict=True):
+        c = '"' + name.replace('"', '""') + '"'
+        if t.startswith("TIMESTAMP"):
+            c = f"strftime({c}::TIMESTAMP, '%Y-%m-%dT%H:%M:%S.%gZ')"
+        elif t in ("DOUBLE", "FLOAT") or t.startswith("DECIMAL"):
+            c = f"CASE WHEN isfinite({c}::DOUBLE) THEN {c}::DOUBLE END"
+        elif t == "INTERVAL":
+            c = f"epoch({c})"
+        items.append(c)
+    return (f"SELECT coalesce(to_json(list(json_array({', '.join(items)}) ORDER BY __i))"
+            "::VARCHAR, '[]') FROM __result")
 
 
 def to_csv(table: pa.Table) -> str:

@@ -47,6 +47,8 @@ class Scan:
     series_sql: list[str] = field(default_factory=list)
     min_ms: int | None = None
     max_ms: int | None = None
+    # Columns the scan outputs or filters on (lower case); None: any of them.
+    columns: set[str] | None = None
 
     def bound(self, op: str, ms_floor: int) -> None:
         if op in (">", ">=", "="):
@@ -67,29 +69,36 @@ def plan_scans(cursor: duckdb.DuckDBPyConnection, query: str,
         cols = ", ".join(f'"{c}" {t}' for c, t in columns.items())
         cursor.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" ({cols})')
     plan = cursor.execute("EXPLAIN (FORMAT JSON) " + query).fetchall()
-    found: list[tuple[str, list[str]]] = []
+    found: list[tuple[str, list[str], set[str] | None]] = []
     for _, text in plan:
         for node in json.loads(text):
             _walk(node, [], found)
     series_cols = {c.lower() for c in label_columns} | {"key"}
     scans = []
-    for table, filters in found:
+    for table, filters, projected in found:
         if table not in schemas:
             continue
-        scan = Scan(table)
+        scan = Scan(table, columns=projected)
         for text in filters:
-            for conj in _conjuncts(cursor, text):
+            conjuncts = _conjuncts(cursor, text)
+            if not conjuncts:
+                scan.columns = None  # a filter we cannot read may use any column
+            for conj in conjuncts:
                 _classify(cursor, conj, scan, series_cols, volatile)
         scans.append(scan)
     return scans
 
 
-def _walk(node: dict[str, Any], above: list[str], found: list[tuple[str, list[str]]]) -> None:
+def _walk(node: dict[str, Any], above: list[str],
+          found: list[tuple[str, list[str], set[str] | None]]) -> None:
     info = node.get("extra_info", {})
     if node.get("name") in _SCANS and "Table" in info:
         filters = info.get("Filters", [])
         filters = [filters] if isinstance(filters, str) else list(filters)
-        found.append((_table_name(info["Table"]), [f for f in filters + above if f]))
+        projected = info.get("Projections")
+        projected = [projected] if isinstance(projected, str) else projected
+        columns = None if projected is None else {c.strip('"').lower() for c in projected}
+        found.append((_table_name(info["Table"]), [f for f in filters + above if f], columns))
         return
     if node.get("name") == "FILTER":
         expr = info.get("Expression", "")
@@ -166,7 +175,10 @@ def _classify(cursor: duckdb.DuckDBPyConnection, conj: tuple[dict, dict], scan: 
     tree, node = conj
     cols: set[str] = set()
     funcs: set[str] = set()
-    if not _refs(node, cols, funcs) or funcs & volatile or not cols:
+    usable = _refs(node, cols, funcs)
+    if scan.columns is not None:
+        scan.columns |= cols
+    if not usable or funcs & volatile or not cols:
         return
     if cols <= series_cols:
         scan.series_sql.append(_render(cursor, tree, node))

@@ -19,6 +19,7 @@ and the configuration is locked, so a query reads nothing but Sensorium's tables
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import pyarrow as pa
 
 from ..errors import InvalidArgument
 from . import catalog as catalog_mod
-from . import dialect, materialize, predicates
+from . import dialect, materialize, output, predicates
 
 if TYPE_CHECKING:
     from ..database import Database
@@ -141,6 +142,26 @@ class SqlEngine:
             run.close()
         return QueryResult(table, types, stats, time.perf_counter() - started)
 
+    def json_rows(self, result: QueryResult, limit: int) -> str:
+        """The first ``limit`` rows of ``result`` as a JSON array of arrays (``output.rows``'
+        format), encoded by DuckDB when the column types allow (flat types), else in Python.
+        """
+        table = result.table.slice(0, limit)
+        select = output.json_select(table.column_names, result.types)
+        if select is None:
+            return json.dumps(output.rows(table), separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False)
+        with self._lock:
+            cursor = self._run_db.cursor()
+        try:
+            cursor.register("__result", table.append_column(
+                "__i", pa.array(np.arange(table.num_rows, dtype=np.int64))))
+            got = cursor.execute(select).fetchone()
+        finally:
+            cursor.close()
+        assert got is not None
+        return str(got[0])
+
     def _run(self, cursor: duckdb.DuckDBPyConnection, query: str) -> tuple[pa.Table, list[str]]:
         timer = threading.Timer(self.timeout_s, cursor.interrupt)
         timer.daemon = True
@@ -169,7 +190,9 @@ class SqlEngine:
         else:
             streams = cat.tiers[name]
             chosen = np.flatnonzero(np.isin(streams.series, positions))
-            table = materialize.tier(engine, cat, streams, chosen, lo, hi)
+            columns = None if any(s.columns is None for s in scans) else set().union(
+                *(s.columns or set() for s in scans))
+            table = materialize.tier(engine, cat, streams, chosen, lo, hi, columns)
         stats.rows[name] = len(table)
         stats.series[name] = len(positions)
         return table

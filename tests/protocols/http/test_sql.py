@@ -18,7 +18,7 @@ def test_query_answers_columns_and_rows(client, db):
     assert body["columns"] == [{"name": "zone", "type": "VARCHAR"},
                                {"name": "time", "type": "TIMESTAMP"},
                                {"name": "value", "type": "DOUBLE"}]
-    assert body["rows"] == [["A", "1970-01-01T00:01:00Z", 1.0],
+    assert body["rows"] == [["A", "1970-01-01T00:01:00.000Z", 1.0],
                             ["A", "1970-01-01T00:02:00.500Z", 3.0]]
     assert (body["row_count"], body["truncated"]) == (2, False)
     assert body["read"] == {"rows": {"samples": 2}, "series": {"samples": 1}}
