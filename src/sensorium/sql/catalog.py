@@ -101,19 +101,33 @@ def build(engine: Engine) -> Catalog:
     live = reg.live_sids()
     dests = np.fromiter(engine.rules, np.int64, len(engine.rules))
     sids = live[~np.isin(live, dests)].astype(np.int32)
-    metas = [reg.meta[s] for s in sids.tolist()]
-    keys = pa.array([m.key for m in metas], pa.string())  # type: ignore[union-attr]
-    names = reg.index.label_names(sids.tolist())
-    columns = _column_names(names)
+    meta = reg.meta
+    keys: list[str] = []
+    found: dict[str, tuple[list[int], list[str]]] = {}  # label → (positions, values)
+    for pos, sid in enumerate(sids.tolist()):  # one pass over the series' labels
+        m = meta[sid]
+        assert m is not None
+        keys.append(m.key)
+        for name, value in m.labels.items():
+            if value:
+                got = found.get(name)
+                if got is None:
+                    found[name] = ([pos], [value])
+                else:
+                    got[0].append(pos)
+                    got[1].append(value)
+    names = sorted(found)
     labels, values = {}, {}
     for name in names:
-        raw = [m.labels.get(name) or None for m in metas]  # type: ignore[union-attr]
-        dictionary = sorted({v for v in raw if v is not None})
-        lookup = {v: i for i, v in enumerate(dictionary)}
-        labels[name] = np.fromiter((-1 if v is None else lookup[v] for v in raw), np.int32,
-                                   len(raw))
-        values[name] = pa.array(dictionary, pa.string())
-    return Catalog(sids, keys, labels, values, columns, _tiers(engine, sids))
+        positions, raw = found[name]
+        lookup: dict[str, int] = {}
+        codes = [lookup.setdefault(v, len(lookup)) for v in raw]
+        column = np.full(len(sids), -1, np.int32)
+        column[positions] = codes
+        labels[name] = column
+        values[name] = pa.array(list(lookup), pa.string())
+    return Catalog(sids, pa.array(keys, pa.string()), labels, values, _column_names(names),
+                   _tiers(engine, sids))
 
 
 def _column_names(names: list[str]) -> dict[str, str]:

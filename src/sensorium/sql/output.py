@@ -104,8 +104,8 @@ def json_select(names: list[str], types: list[str]) -> str | None:
         elif t == "INTERVAL":
             c = f"epoch({c})"
         items.append(c)
-    return (f"SELECT coalesce(to_json(list(json_array({', '.join(items)}) ORDER BY __i))"
-            "::VARCHAR, '[]') FROM __result")
+    return (f"SELECT '[' || coalesce(string_agg(json_array({', '.join(items)})::VARCHAR, ',' "
+            "ORDER BY __i), '') || ']' FROM __result")
 
 
 def to_csv(table: pa.Table) -> str:

@@ -60,14 +60,11 @@ class Scan:
 def plan_scans(cursor: duckdb.DuckDBPyConnection, query: str,
                schemas: dict[str, dict[str, str]], label_columns: set[str],
                volatile: frozenset[str]) -> list[Scan]:
-    """The scans of ``query`` on ``schemas`` (table → column → SQL type) and what each needs.
+    """The scans of ``query`` on the tables ``schemas`` names and what each needs.
 
-    ``cursor`` must have statistics propagation disabled; stand-in tables are created in it
-    as TEMP tables. Raises duckdb.Error for a query DuckDB cannot plan (its message).
+    ``cursor`` must have statistics propagation disabled and hold empty stand-in tables of
+    those names. Raises duckdb.Error for a query DuckDB cannot plan (its message).
     """
-    for name, columns in schemas.items():
-        cols = ", ".join(f'"{c}" {t}' for c, t in columns.items())
-        cursor.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" ({cols})')
     plan = cursor.execute("EXPLAIN (FORMAT JSON) " + query).fetchall()
     found: list[tuple[str, list[str], set[str] | None]] = []
     for _, text in plan:

@@ -94,10 +94,20 @@ class SqlEngine:
                 "SELECT DISTINCT function_name FROM duckdb_functions() "
                 "WHERE stability = 'VOLATILE'").fetchall())
         self._lock = threading.Lock()  # DuckDB cursors are created one at a time
+        self._local = threading.local()
 
     def close(self) -> None:
         self._plan_db.close()
         self._run_db.close()
+
+    def _cursors(self) -> _Cursors:
+        """This thread's cursors (DuckDB connections are not shared between threads)."""
+        cursors: _Cursors | None = getattr(self._local, "cursors", None)
+        if cursors is None:
+            with self._lock:
+                cursors = _Cursors(self._plan_db.cursor(), self._run_db.cursor())
+            self._local.cursors = cursors
+        return cursors
 
     def query(self, sql: str, *, now_ms: int | None = None) -> QueryResult:
         """Runs one read-only query in Sensorium's dialect (see ``docs/sql.md``).
@@ -121,25 +131,31 @@ class SqlEngine:
         engine = self.db.engine
         with engine.lock:
             cat = catalog_mod.build(engine)
-        with self._lock:
-            plan, run = self._plan_db.cursor(), self._run_db.cursor()
+        cursors = self._cursors()
+        plan, run = cursors.plan, cursors.run
+        registered: list[str] = []
         try:
             for c in (plan, run):
                 c.execute(f"SET VARIABLE {dialect.NOW_VARIABLE} = make_timestamp($1::BIGINT)",
                           [now_ms * 1000])
             schemas = _schemas(cat)
+            _duck(lambda: cursors.stand_ins(schemas))
             scans = _plan(plan, query, schemas, set(cat.columns.values()), self._volatile)
             stats = ReadStats()
             for name in sorted({s.table for s in scans}):
                 table = self._materialize(run, cat, name, [s for s in scans if s.table == name],
                                           stats)
                 run.register(name, table)
+                registered.append(name)
+            lowered = query.lower()
             for name in set(schemas) - {s.table for s in scans}:
-                run.register(name, _empty(schemas[name]))  # unreachable scans, e.g. LIMIT 0
+                if name in lowered:  # named but pruned from the plan (LIMIT 0, WHERE false…)
+                    run.register(name, _empty(schemas[name]))
+                    registered.append(name)
             table, types = self._run(run, query)
         finally:
-            plan.close()
-            run.close()
+            for name in registered:  # the Arrow tables are freed with the query
+                run.unregister(name)
         return QueryResult(table, types, stats, time.perf_counter() - started)
 
     def json_rows(self, result: QueryResult, limit: int) -> str:
@@ -196,6 +212,25 @@ class SqlEngine:
         stats.rows[name] = len(table)
         stats.series[name] = len(positions)
         return table
+
+
+class _Cursors:
+    """One thread's planning and execution cursors and the stand-in tables it holds."""
+
+    def __init__(self, plan: duckdb.DuckDBPyConnection, run: duckdb.DuckDBPyConnection) -> None:
+        self.plan, self.run = plan, run
+        self.schemas: dict[str, dict[str, str]] = {}
+
+    def stand_ins(self, schemas: dict[str, dict[str, str]]) -> None:
+        """Empty TEMP tables of the tables' schemas in the planning cursor (kept between
+        queries; rebuilt when series with new labels or new tiers change them)."""
+        for name in set(self.schemas) - set(schemas):
+            self.plan.execute(f'DROP TABLE IF EXISTS temp."{name}"')
+        for name, columns in schemas.items():
+            if self.schemas.get(name) != columns:
+                cols = ", ".join(f'"{c}" {t}' for c, t in columns.items())
+                self.plan.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" ({cols})')
+        self.schemas = {k: dict(v) for k, v in schemas.items()}
 
 
 def _database(threads: int, *, plan: bool) -> duckdb.DuckDBPyConnection:
