@@ -99,10 +99,10 @@ def tier(engine: Engine, cat: Catalog, streams: TierStreams, chosen: np.ndarray,
             part, pos = _shard_states(engine, streams, mine, number, min_ms, max_ms, wanted)
             parts.append(part)
             series.append(pos)
+    # Rows stay as read (by stream and time, open buckets last): SQL tables have no order,
+    # and runs of one series keep the label columns short whatever the order.
     rows = concat(parts, (*wanted, "closed"))
     pos = np.concatenate(series) if series else np.empty(0, np.int64)
-    order = np.lexsort((rows.ts, pos))
-    rows, pos = rows.take(order), pos[order]
     return _tier_table(cat, rows, pos)
 
 
@@ -130,10 +130,11 @@ def _shard_states(engine: Engine, streams: TierStreams, mine: np.ndarray, number
     rows = concat([closed, opened], wanted)
     at = np.concatenate([at, o])
     flag = np.concatenate([np.ones(len(closed), bool), np.zeros(len(o), bool)])
-    # Retention as a range of the destination shows it: relative to the newest bucket.
+    # Retention as a range of the destination shows it: counted back from the newest closed
+    # bucket, the one before the open bucket.
     ret = streams.retention_ms[mine][at]
     newest_open = shard.streams.open_bucket[ids]
-    newest = np.where(newest_open != EMPTY_TS, newest_open, 0)[at]
+    newest = np.where(newest_open != EMPTY_TS, newest_open - streams.bucket_ms, 0)[at]
     keep = (ret <= 0) | (rows.ts >= newest - ret)
     if not keep.all():
         idx = np.flatnonzero(keep)
