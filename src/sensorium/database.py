@@ -15,14 +15,14 @@ carrying RedisTimeSeries' messages. ``madd`` also takes columns for high-rate in
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 
 from .config import DatabaseOptions
-from .engine import read
+from .engine import planner, policies, read, tiered
 from .engine.db import AppendResult, Engine
 from .engine.head_append import MESSAGES, Status
 from .engine.index import matchers_from_dict, parse_filters
@@ -407,6 +407,52 @@ class Database:
                 out.append({key: [labels, list(zip(ts.tolist(), vals.tolist(), strict=True))]})
         return out
 
+    def aggregate(self, keys: Sequence[str] | None, from_time: int | str, to_time: int | str,
+                  aggregation_type: str, bucket_size_msec: int, *,
+                  filters: list[str] | None = None, align: int = 0,
+                  stitch: bool = True) -> list[dict[str, Any]]:
+        """Aggregates raw series over whole buckets, reading the coarsest stored tier that
+        answers each bucket exactly (see ``engine/planner.py``).
+
+        Unlike ``range`` on a raw key, buckets whose raw samples have expired are answered
+        from the tiers that keep them: with ``stitch``, at a coarser tier's own bucket size
+        where no tier of the asked size reaches. The newest bucket includes every sample
+        written so far.
+
+        Args:
+            keys: raw series (or None with ``filters``: the raw series matching them).
+            from_time, to_time: widened to whole buckets.
+
+        Returns:
+            Per series, sorted by key: ``{"key", "from", "to", "timestamps", "values"
+            (numpy arrays), "sources": [{"key", "from", "to", "bucket_ms", "exact"}]}``,
+            sources oldest first.
+        """
+        agg = Aggregation(parse_aggregator(aggregation_type), int(bucket_size_msec), int(align))
+        lo, hi = planner.align_window(_bound(from_time, True), _bound(to_time, False),
+                                      agg.bucket_ms, agg.align_ms)
+        eng = self.engine
+        with eng.lock:
+            reg = eng.registry
+            if keys is None:
+                if not filters:
+                    raise InvalidArgument("aggregate needs keys or filters")
+                sids = self._select(filters)
+                sids = sids[~np.isin(sids, np.fromiter(eng.rules, np.int64, len(eng.rules)))]
+            else:
+                sids = np.array([reg.sid(k) for k in keys], np.int64)
+                tier = [k for k, s in zip(keys, sids.tolist(), strict=True) if s in eng.rules]
+                if tier:
+                    raise InvalidArgument(f"{tier[0]} is a tier (a rule destination): "
+                                          "aggregate reads raw series and picks tiers itself")
+            results = tiered.aggregate(eng, sids, lo, hi, agg, stitch=stitch)
+            out = [{"key": reg.key(r.sid), "from": lo, "to": hi, "timestamps": r.ts,
+                    "values": r.values,
+                    "sources": [{"key": reg.key(p.sid), "from": p.lo, "to": p.hi,
+                                 "bucket_ms": p.bucket_ms, "exact": p.exact}
+                                for p in r.parts]} for r in results]
+        return sorted(out, key=lambda r: r["key"])
+
     def _group(self, keyed: list[tuple[str, Any]], label: str, reducer: str, reverse: bool,
                count: int | None, with_labels: bool | None,
                select_labels: list[str] | None) -> list[dict[str, list[Any]]]:
@@ -511,6 +557,31 @@ class Database:
                 "rules": [[reg.key(d), eng.rules[d].bucket_ms, eng.rules[d].aggregator.upper(),
                            eng.rules[d].align_ms] for d in meta.rules],
             }
+
+    # -- tier policies -----------------------------------------------------------------------
+    def set_policy(self, policy: dict[str, Any],
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Adds or replaces a tier policy (see ``engine/policies.py``) and applies it to the
+        series it governs: missing tiers are created and backfilled, changed ones rebuilt.
+
+        ``policy``: ``{"name", "filter": ["type=temperature"], "raw_retention": "7d",
+        "tiers": [{"name": "1m", "bucket": "1min", "retention": "365d", "aggregators":
+        ["avg", "min", "max"]}, …]}`` or ``{"name", "filter", "preset": "seed"}``.
+        ``progress(done, total)`` is called per thousand series.
+
+        Returns:
+            ``{"series": governed, "tiers_created": n, "tiers_rebuilt_or_removed": [names]}``.
+        """
+        return self.engine.set_policy(policies.parse_policy(policy), progress)
+
+    def drop_policy(self, name: str, delete_tiers: bool = False) -> None:
+        """Forgets a policy; its tiers stay (as plain rules) unless ``delete_tiers``."""
+        self.engine.drop_policy(name, delete_tiers=delete_tiers)
+
+    def policies(self) -> list[dict[str, Any]]:
+        """Every policy, in the order they apply (the first matching one governs a series)."""
+        with self.engine.lock:
+            return [p.to_json() for p in self.engine.policies.values()]
 
     def batch(self) -> AbstractContextManager[None]:
         """Groups the writes made inside into one durable commit (one fsync at the end).

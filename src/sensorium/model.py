@@ -57,6 +57,43 @@ def parse_aggregator(name: str) -> str:
     raise InvalidArgument("Unknown aggregation type")
 
 
+# -- durations (config files, HTTP parameters, tier policies) --------------------------------
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+MONTH_MS = 30 * DAY_MS  # a "month" is 30 days: buckets have a fixed size
+YEAR_MS = 365 * DAY_MS
+
+_UNITS = {
+    "ms": 1, "s": 1000, "sec": 1000, "m": MINUTE_MS, "min": MINUTE_MS, "h": HOUR_MS,
+    "d": DAY_MS, "w": 7 * DAY_MS, "mo": MONTH_MS, "month": MONTH_MS, "y": YEAR_MS,
+}
+_TERM = re.compile(r"(\d+(?:\.\d+)?)(ms|sec|s|min|month|mo|m|h|d|w|y)")
+
+
+def parse_duration_ms(text: str, *, m_is_month: bool = False) -> int:
+    """``"24h"`` → 86_400_000. A bare integer is milliseconds. Must be positive."""
+    text = text.strip().lower()
+    if text.isdigit():
+        ms = int(text)
+    else:
+        ms, pos = 0.0, 0
+        for match in _TERM.finditer(text):
+            if match.start() != pos:
+                break
+            unit = match.group(2)
+            scale = MONTH_MS if (unit == "m" and m_is_month) else _UNITS[unit]
+            ms += float(match.group(1)) * scale
+            pos = match.end()
+        if pos != len(text) or pos == 0:
+            raise ValueError(f"{text!r} is not a duration (e.g. 500ms, 90s, 5min, 24h, 7d, "
+                             f"1w, 1mo, 1y)")
+        ms = round(ms)
+    if ms <= 0:
+        raise ValueError(f"{text!r}: a duration must be positive")
+    return int(ms)
+
+
 @dataclass(frozen=True, slots=True)
 class TimeRange:
     """Inclusive ``[min_time_ms, max_time_ms]``."""

@@ -28,6 +28,8 @@ import uvicorn
 from . import open as open_database
 from .config import DatabaseOptions
 from .database import Database
+from .engine.policies import parse_policy
+from .errors import SensoriumError
 from .model import DuplicatePolicy
 from .protocols.http.app import HttpOptions, create_app
 from .protocols.http.body import DEFAULT_MAX_BODY_BYTES
@@ -52,6 +54,8 @@ class ServerOptions:
         token: when set, required by HTTP (see ``protocols/http/auth.py``) and by RESP (AUTH).
         max_body_bytes: largest HTTP request body.
         database: the engine's options.
+        policies: tier policies (``[[policies]]`` tables, see ``engine/policies.py``), set
+            in this order at startup; a policy the database already holds unchanged is left.
     """
 
     data_dir: str = "./sensorium-data"
@@ -61,6 +65,7 @@ class ServerOptions:
     token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     database: DatabaseOptions = field(default_factory=DatabaseOptions)
+    policies: tuple[dict[str, Any], ...] = ()
 
 
 _SERVER_KEYS = ("data_dir", "host", "http_port", "resp_port", "token", "max_body_bytes")
@@ -75,16 +80,26 @@ def load_config(path: str) -> ServerOptions:
     """
     with open(path, "rb") as f:
         doc = tomllib.load(f)
-    unknown = set(doc) - {"server", "database"}
+    unknown = set(doc) - {"server", "database", "policies"}
     if unknown:
-        raise ValueError(f"{path}: unknown table(s) {sorted(unknown)} (use [server], [database])")
+        raise ValueError(f"{path}: unknown table(s) {sorted(unknown)} "
+                         "(use [server], [database], [[policies]])")
+    policies = doc.get("policies", [])
+    if not isinstance(policies, list) or not all(isinstance(p, dict) for p in policies):
+        raise ValueError(f"{path}: policies must be an array of tables ([[policies]])")
+    for i, policy in enumerate(policies):
+        try:
+            parse_policy(policy)
+        except SensoriumError as exc:
+            raise ValueError(f"{path}: [[policies]] #{i + 1}: {exc}") from None
     server = dict(doc.get("server", {}))
     bad = set(server) - set(_SERVER_KEYS)
     if bad:
         raise ValueError(f"{path}: unknown [server] key(s) {sorted(bad)}; known: {_SERVER_KEYS}")
     if server.get("resp_port") is False:
         server["resp_port"] = None
-    return ServerOptions(**server, database=database_options(doc.get("database", {}), path))
+    return ServerOptions(**server, database=database_options(doc.get("database", {}), path),
+                         policies=tuple(policies))
 
 
 def database_options(table: dict[str, Any], where: str = "config") -> DatabaseOptions:
@@ -176,6 +191,19 @@ async def serve(db: Database, options: ServerOptions,
             loop.remove_signal_handler(sig)
 
 
+def apply_policies(db: Database, docs: tuple[dict[str, Any], ...]) -> None:
+    """Sets the config file's policies; one the database holds unchanged is skipped."""
+    held = {p["name"]: p for p in db.policies()}
+    for doc in docs:
+        wanted = parse_policy(doc).to_json()
+        if held.get(wanted["name"]) == wanted:
+            continue
+        log.info("applying tier policy %s", wanted["name"])
+        applied = db.set_policy(doc, progress=lambda done, total, name=wanted["name"]: log.info(
+            "policy %s: %d of %d series", name, done, total))
+        log.info("policy %s: %s", wanted["name"], applied)
+
+
 def run(options: ServerOptions) -> None:
     """Opens the database, serves until a signal, closes (checkpoints) the database."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -187,8 +215,9 @@ def run(options: ServerOptions) -> None:
     # NOTE(http): the default asyncio loop, not uvloop: the RESP server replaces
     # ``Server.close`` on the server object, which uvloop's Server does not allow.
     db = open_database(options.data_dir, options.database)
-    announce(f"sensorium serving {options.data_dir} ({len(db.keys())} series)")
     try:
+        apply_policies(db, options.policies)
+        announce(f"sensorium serving {options.data_dir} ({len(db.keys())} series)")
         with asyncio.Runner() as runner:
             runner.run(serve(db, options, announce))
     finally:

@@ -446,7 +446,8 @@ def test_late_write_into_a_t1_bucket_before_t2_has_an_open_bucket(db):
     db.add("r", 15, 1.0)
     db.add("r", 5, 1.0)  # late: t1 [0,10) is revised; t2 has no open bucket yet
     assert db.range("t1", "-", "+") == [(0, 1.0)]
-    assert db.range("t2", "-", "+", latest=True) == [(0, 1.0)]
+    # LATEST: t2's open bucket plus t1's open one (sample 15), i.e. every raw sample in it
+    assert db.range("t2", "-", "+", latest=True) == [(0, 2.0)]
 
 
 def test_database_with_such_a_write_in_its_log_opens(tmp_path):

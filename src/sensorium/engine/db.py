@@ -20,13 +20,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..config import DatabaseOptions
 from ..errors import EngineClosed, InvalidArgument, LockedError, RuleError, SeriesNotFound
 from ..model import DuplicatePolicy, parse_aggregator, percentile_of
-from . import block, compaction, records
+from . import block, compaction, policies, records
+from . import sketch as sk
 from .head_append import Resolved, Status, resolve
 from .rollup import StreamKey
 from .series import EMPTY_TS, NO_POLICY, SeriesRegistry, shard_of_key
@@ -48,6 +50,7 @@ class Rule:
     bucket_ms: int
     align_ms: int
     stream: int
+    sketch: bool = False  # its stream keeps sketches (a percentile rule, or a tier listing one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,9 @@ class Engine:
         self.closed = False
         self.registry = SeriesRegistry()
         self.rules: dict[int, Rule] = {}  # by dest sid
+        self.policies: dict[str, policies.TierPolicy] = {}  # in the order they were set
         self._writable_cache: np.ndarray | None = None  # see _writable; reset on rule changes
+        self._rule_streams: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # shard → dests, streams
         self.cache = block.RowGroupCache(options.block_cache_bytes)
         self._lock_fd = _lock_dir(path)
         shards = _read_layout(path, options.shards)
@@ -91,6 +96,7 @@ class Engine:
         ]
         self._replaying = False
         self._recover()
+        self._reconcile_policies()
         self._last_checkpoint = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -156,7 +162,10 @@ class Engine:
                 from ..errors import SeriesExists
                 raise SeriesExists(key)
             self._log_meta(self._shard_of_key(key), "create", payload)
-            return self._apply_create(payload)
+            sid = self._apply_create(payload)
+            if self.policies:
+                self._govern(np.array([sid], np.int64))
+            return sid
 
     def _apply_create(self, p: dict) -> int:
         return self.registry.create(
@@ -168,12 +177,15 @@ class Engine:
 
     def create_many(self, keys: Sequence[str], labels: Sequence[dict[str, str]] | None = None,
                     *, retention_ms: int | None = None,
-                    policy: DuplicatePolicy | None = None) -> int:
+                    policy: DuplicatePolicy | None = None, shards: Sequence[int] | None = None,
+                    apply_policies: bool = True) -> int:
         """Creates the series among ``keys`` that do not exist yet; returns how many.
 
         One log record per shard instead of one per series: this is how writes create
         series implicitly, and how front ends create series with labels in bulk.
-        ``labels[i]`` belongs to ``keys[i]``; the first occurrence of a key wins.
+        ``labels[i]`` belongs to ``keys[i]``; the first occurrence of a key wins. ``shards``
+        places each key in a given shard instead of its key's hash (a tier goes where its
+        source is). New series matching a tier policy get its tiers (``apply_policies``).
         """
         with self.batch():
             self._check_open()
@@ -186,25 +198,45 @@ class Engine:
                 return 0
             first = len(self.registry.meta)
             names = list(new)
-            shards = [shard_of_key(k, len(self.shards)) for k in names]
-            for number in sorted(set(shards)):
-                mine = [j for j, sh in enumerate(shards) if sh == number]
+            placed = [shard_of_key(k, len(self.shards)) for k in names] if shards is None \
+                else [int(shards[new[k]]) for k in names]
+            for number in sorted(set(placed)):
+                mine = [j for j, sh in enumerate(placed) if sh == number]
                 payload = {
                     "sids": [first + j for j in mine], "keys": [names[j] for j in mine],
                     "labels": None if labels is None else [labels[new[names[j]]] for j in mine],
                     "retention_ms": self.options.retention_ms if retention_ms is None
                     else int(retention_ms),
                     "policy": None if policy is None else DuplicatePolicy(policy).name,
+                    "shard": number,
                 }
                 self._log_meta(self.shards[number], "create_many", payload)
                 self._apply_create_many(payload)
+            if apply_policies and self.policies:
+                self._govern(np.arange(first, first + len(names), dtype=np.int64))
             return len(names)
 
     def _apply_create_many(self, p: dict) -> None:
         policy = NO_POLICY if p["policy"] is None else int(DuplicatePolicy[p["policy"]])
+        shard = p.get("shard", shard_of_key(p["keys"][0], len(self.shards)))
         self.registry.create_many(
             p["sids"], p["keys"], p["labels"], retention_ms=np.int64(p["retention_ms"]),
-            policy=np.int8(policy), shard=np.int16(shard_of_key(p["keys"][0], len(self.shards))))
+            policy=np.int8(policy), shard=np.int16(shard))
+
+    def alter_many(self, sids: np.ndarray, *, retention_ms: int) -> None:
+        """Sets the retention of many series with one log record per shard."""
+        with self.batch():
+            self._check_open()
+            sids = np.asarray(sids, np.int64)
+            shard_of = self.registry.shard[sids]
+            for number in np.unique(shard_of).tolist():
+                payload = {"sids": sids[shard_of == number].tolist(),
+                           "retention_ms": int(retention_ms)}
+                self._log_meta(self.shards[number], "alter_many", payload)
+                self._apply_alter_many(payload)
+
+    def _apply_alter_many(self, p: dict) -> None:
+        self.registry.retention_ms[np.asarray(p["sids"], np.int64)] = p["retention_ms"]
 
     def alter(self, key: str, *, labels: dict[str, str] | None = None,
               retention_ms: int | None = None, policy: DuplicatePolicy | None = None,
@@ -283,6 +315,10 @@ class Engine:
                 read_existing=self._read_existing)
             self._log_and_apply(res.rows)
             return AppendResult(res.status, ts)
+
+    def _rules_changed(self) -> None:
+        self._writable_cache = None
+        self._rule_streams.clear()
 
     def _writable(self, n: int) -> np.ndarray:
         """Per sid: may clients write it? (Rule destinations are written by their rule.)"""
@@ -388,6 +424,41 @@ class Engine:
             self._log_meta(self._shard(src), "createrule", payload)
             self._apply_createrule(payload)
 
+    def create_rules(self, sources: Sequence[str], dests: Sequence[str], aggregator: str,
+                     bucket_ms: int, align_ms: int = 0, *, sketch: bool = False) -> None:
+        """Adds many rules of one shape with one log record per shard (tier policies).
+
+        ``sketch`` makes the rules' streams keep sketches (a tier listing a percentile).
+        Each rule is checked as ``create_rule`` checks it; sources holding data are
+        backfilled.
+        """
+        with self.batch():
+            self._check_open()
+            agg = parse_aggregator(aggregator)
+            reg = self.registry
+            src = np.array([reg.sid(k) for k in sources], np.int64)
+            dst = np.array([reg.sid(k) for k in dests], np.int64)
+            bad = (src == dst) | (reg.shard[src] != reg.shard[dst]) | \
+                np.isin(dst, np.fromiter(self.rules, np.int64, len(self.rules))) | \
+                (reg.max_ts[dst] != EMPTY_TS)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise RuleError(f"cannot create the rule {sources[i]} -> {dests[i]}")
+            shard_of = reg.shard[src]
+            for number in np.unique(shard_of).tolist():
+                mine = shard_of == number
+                payload = {"sources": src[mine].tolist(), "dests": dst[mine].tolist(),
+                           "aggregator": agg, "bucket_ms": int(bucket_ms),
+                           "align_ms": int(align_ms), "sketch": bool(sketch)}
+                self._log_meta(self.shards[number], "createrules", payload)
+                self._apply_createrules(payload)
+
+    def _apply_createrules(self, p: dict) -> None:
+        for source, dest in zip(p["sources"], p["dests"], strict=True):
+            self._apply_createrule({"source": source, "dest": dest, "aggregator": p["aggregator"],
+                                    "bucket_ms": p["bucket_ms"], "align_ms": p["align_ms"],
+                                    "sketch": p["sketch"]})
+
     def _root(self, sid: int) -> int:
         while sid in self.rules:
             sid = self.rules[sid].source
@@ -401,11 +472,12 @@ class Engine:
         else:
             key = StreamKey(src, False, p["bucket_ms"], p["align_ms"])
         stream, created = shard.streams.ensure(key)
-        if percentile_of(p["aggregator"]) is not None:  # the stream keeps sketches
+        sketch = percentile_of(p["aggregator"]) is not None or p.get("sketch", False)
+        if sketch:  # the stream keeps sketches
             shard.streams.retain_sketch(stream)
-        rule = Rule(src, dst, p["aggregator"], p["bucket_ms"], p["align_ms"], stream)
+        rule = Rule(src, dst, p["aggregator"], p["bucket_ms"], p["align_ms"], stream, sketch)
         self.rules[dst] = rule
-        self._writable_cache = None
+        self._rules_changed()
         self.registry.get(src).rules.append(dst)
         self.registry.get(dst).source = src
         if created:
@@ -442,7 +514,7 @@ class Engine:
 
     def _apply_deleterule(self, p: dict) -> None:
         rule = self.rules.pop(p["dest"])
-        self._writable_cache = None
+        self._rules_changed()
         self.registry.get(rule.source).rules.remove(rule.dest)
         dest_meta = self.registry.get(rule.dest)
         dest_meta.source = None
@@ -450,7 +522,7 @@ class Engine:
         shard = self._shard(rule.source)
         from .read import rule_samples
         ts, values = rule_samples(self, rule, 0, 2**62, latest=False)
-        if percentile_of(rule.aggregator) is not None:
+        if rule.sketch:
             shard.streams.release_sketch(rule.stream)
         users = [r for r in self.rules.values() if r.stream == rule.stream]
         if not users and not shard.streams.of_stream.get(rule.stream):
@@ -458,6 +530,67 @@ class Engine:
         if len(ts) and not self._replaying and p.get("keep", True):
             rows = Rows(np.full(len(ts), rule.dest, np.int32), ts, {"value": values})
             self._log_and_apply(rows)
+
+    # -- tier policies (engine/policies.py) -------------------------------------------------
+    def set_policy(self, policy: policies.TierPolicy,
+                   progress: policies.Progress | None = None) -> dict[str, Any]:
+        """Adds or replaces a policy and brings every series it governs in line: new tiers
+        are created and backfilled from the finer data that still exists, reshaped tiers
+        (and the coarser ones built on them) are rebuilt, removed ones deleted, retentions
+        updated. Runs in commits of ``policies.CHUNK_SERIES`` series, so writes go on
+        meanwhile; ``progress(done, total)`` is called after each.
+        """
+        with self.batch():
+            self._check_open()
+            old = self.policies.get(policy.name)
+            self._log_meta(self.shards[0], "policy", policy.to_json())
+            self._apply_policy(policy.to_json())
+            mine = policies.governed(self, self.registry.live_sids()).get(policy.name,
+                                                                          np.empty(0, np.int64))
+        retire, retention = policies.changes(old, policy) if old else ([], [])
+        if retire:
+            policies.retire_tiers(self, old, retire, mine)
+        for tier in retention:
+            with self.batch():
+                keys = [policies.dest_key(self.registry.key(s), tier) for s in mine.tolist()]
+                dests = self.registry.sids(keys)
+                self.alter_many(dests[dests >= 0], retention_ms=tier.retention_ms)
+        created = policies.apply(self, policy, mine, progress)
+        return {"series": len(mine), "tiers_created": created, "tiers_rebuilt_or_removed": retire}
+
+    def drop_policy(self, name: str, *, delete_tiers: bool = False) -> None:
+        """Forgets a policy: new series no longer get its tiers. Existing tiers stay, unless
+        ``delete_tiers``."""
+        with self.batch():
+            self._check_open()
+            policy = self.policies.get(name)
+            if policy is None:
+                raise InvalidArgument(f"no policy named {name!r}")
+            mine = policies.governed(self, self.registry.live_sids()).get(name,
+                                                                          np.empty(0, np.int64))
+            self._log_meta(self.shards[0], "droppolicy", {"name": name})
+            self._apply_droppolicy({"name": name})
+        if delete_tiers:
+            policies.retire_tiers(self, policy, [t.name for t in policy.tiers], mine)
+
+    def _apply_policy(self, p: dict) -> None:
+        policy = policies.parse_policy({"name": p["name"], "filter": p["filters"],
+                                        "raw_retention_ms": p["raw_retention_ms"],
+                                        "tiers": p["tiers"]})
+        self.policies[policy.name] = policy  # a replaced policy keeps its place in the order
+
+    def _apply_droppolicy(self, p: dict) -> None:
+        self.policies.pop(p["name"], None)
+
+    def _govern(self, sids: np.ndarray) -> None:
+        """New series get the tiers of the policy that governs them (inside a batch)."""
+        for name, mine in policies.governed(self, sids).items():
+            policies.apply(self, self.policies[name], mine)
+
+    def _reconcile_policies(self) -> None:
+        """After a crash in the middle of applying a policy, finishes it (idempotent)."""
+        if self.policies:
+            self._govern(self.registry.live_sids())
 
     # -- helpers ----------------------------------------------------------------------------
     def _shard(self, sid: int) -> Shard:
@@ -486,7 +619,9 @@ class Engine:
                 loaded = shard.load_checkpoint()
                 if loaded is None:
                     continue
-                series, write_state, streams, rules = loaded
+                series, write_state, streams, rules, policy_docs = loaded
+                for doc in policy_docs:
+                    self._apply_policy(doc)
                 self.registry.restore(series, shard.number)
                 sids = write_state["sids"]
                 self.registry.max_ts[sids] = write_state["max_ts"]
@@ -505,12 +640,13 @@ class Engine:
         # The stored id, not the next free one: ids of dropped streams are never reused.
         stream, _ = shard.streams.ensure(key, r["stream"])
         assert stream == r["stream"], "BUG: streams restored out of order"
-        if percentile_of(r["aggregator"]) is not None:  # its sketches are stored already
+        sketch = r.get("sketch", percentile_of(r["aggregator"]) is not None)
+        if sketch:  # its sketches are stored already
             shard.streams.retain_sketch(stream, recompute=False)
         rule = Rule(r["source"], r["dest"], r["aggregator"], r["bucket_ms"], r["align_ms"],
-                    stream)
+                    stream, sketch)
         self.rules[rule.dest] = rule
-        self._writable_cache = None
+        self._rules_changed()
         self.registry.get(rule.source).rules.append(rule.dest)
         self.registry.get(rule.dest).source = rule.source
 
@@ -522,7 +658,9 @@ class Engine:
         apply = {"create": self._apply_create, "create_many": self._apply_create_many,
                  "alter": self._apply_alter,
                  "drop": self._apply_drop, "createrule": self._apply_createrule,
-                 "deleterule": self._apply_deleterule}[rec.kind]
+                 "deleterule": self._apply_deleterule, "alter_many": self._apply_alter_many,
+                 "createrules": self._apply_createrules, "policy": self._apply_policy,
+                 "droppolicy": self._apply_droppolicy}[rec.kind]
         try:
             apply(rec.payload)
         except Exception as exc:  # a record that no longer applies must not block startup
@@ -540,7 +678,10 @@ class Engine:
                                    "last_value": self.registry.last_value[sids]}
                     rules = [self._rule_json(r) for r in self.rules.values()
                              if self.registry.shard[r.source] == shard.number]
-                    cp = shard.begin_checkpoint(self.registry.snapshot(sids), write_state, rules)
+                    cp = shard.begin_checkpoint(
+                        self.registry.snapshot(sids), write_state, rules,
+                        [p.to_json() for p in self.policies.values()] if shard.number == 0
+                        else [])
                 try:
                     raw_meta, rollup_meta, name = shard.write_checkpoint(cp)
                 except BaseException:
@@ -556,7 +697,7 @@ class Engine:
         assert key is not None
         return {"source": r.source, "dest": r.dest, "aggregator": r.aggregator,
                 "bucket_ms": r.bucket_ms, "align_ms": r.align_ms, "stream": r.stream,
-                "stream_source": key.source, "from_stream": key.from_stream}
+                "stream_source": key.source, "from_stream": key.from_stream, "sketch": r.sketch}
 
     def maintain(self) -> bool:
         """One round of background upkeep: drop expired blocks, merge one run per table.
@@ -568,9 +709,10 @@ class Engine:
             for shard in self.shards:
                 for table, visible, marker in (
                     (shard.raw, self._raw_visible, lambda r: np.isnan(r.columns["value"])),
-                    (shard.rollup, lambda r, s=shard: self._stream_alive(s)[r.sids],
+                    (shard.rollup, lambda r, s=shard: self._state_visible(s, r.sids, r.ts),
                      lambda r: r.columns["count"] == 0),
-                    (shard.sketch, lambda r, s=shard: self._stream_alive(s)[r.sids],
+                    (shard.sketch, lambda r, s=shard: self._state_visible(
+                        s, r.sids, sk.bucket_of_key(r.ts)),
                      lambda r: r.columns["count"] == 0),
                 ):
                     changed |= self._maintain_table(shard, table, visible, marker)
@@ -583,6 +725,35 @@ class Engine:
         sids = np.where(inside, rows.sids, 0)
         ret, mx = reg.retention_ms[sids], reg.max_ts[sids]
         return inside & reg.alive[sids] & ((ret <= 0) | (mx == EMPTY_TS) | (rows.ts >= mx - ret))
+
+    def _state_cutoff(self, shard: Shard) -> np.ndarray:
+        """Per stream of ``shard``: the oldest bucket a destination still shows (0 = keep
+        all). A stream without destinations (it feeds a coarser one) or with one kept
+        forever keeps everything; otherwise the longest retention counts back from its
+        newest closed bucket. Tiers keep what raw let expire; their own retention reclaims them."""
+        if shard.number not in self._rule_streams:
+            mine = [(r.dest, r.stream) for r in self.rules.values()
+                    if self.registry.shard[r.source] == shard.number]
+            self._rule_streams[shard.number] = (np.array([d for d, _ in mine], np.int64),
+                                                np.array([s for _, s in mine], np.int64))
+        dests, streams = self._rule_streams[shard.number]
+        n = len(shard.streams.keys)
+        ret = self.registry.retention_ms[dests]
+        longest = np.zeros(n, np.int64)
+        np.maximum.at(longest, streams, ret)
+        forever = np.ones(n, bool)
+        forever[streams] = False
+        np.logical_or.at(forever, streams, ret <= 0)
+        opened = shard.streams.open_bucket[:n]
+        newest = opened - shard.streams.bucket_ms[:n]  # the newest closed bucket
+        return np.where(forever | (opened == EMPTY_TS), 0, newest - longest)
+
+    def _state_visible(self, shard: Shard, streams: np.ndarray, bucket: np.ndarray
+                       ) -> np.ndarray:
+        alive = self._stream_alive(shard)
+        at = np.minimum(streams, len(alive) - 1)
+        cutoff = np.append(self._state_cutoff(shard), 0)
+        return alive[at] & (bucket >= cutoff[at])
 
     def _stream_alive(self, shard: Shard) -> np.ndarray:
         return np.array([k is not None for k in shard.streams.keys] + [False], bool)
@@ -599,7 +770,9 @@ class Engine:
                 alive = reg.alive[:n].copy()
             else:
                 alive = self._stream_alive(shard)[:-1]
-                cutoff = np.zeros(len(alive), np.int64)
+                cutoff = self._state_cutoff(shard)
+                if table is shard.sketch:  # sketch rows are keyed by (bucket, slot)
+                    cutoff = np.where(cutoff > 0, cutoff << sk.SLOT_BITS, 0)
         dead = [blocks[i] for i in compaction.expired(blocks, cutoff, alive)]
         run = compaction.plan([b for b in blocks if b not in dead])
         if not dead and run is None:

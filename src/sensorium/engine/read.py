@@ -65,13 +65,40 @@ def _states_rows(engine: Engine, rule: Rule, min_ts: int, max_ts: int, latest: b
     stream = np.array([rule.stream], np.int32)
     rows = shard.read_closed_states(stream, min_ts if min_ts > 0 else -_FAR, max_ts)
     ret = int(engine.registry.retention_ms[rule.dest])
-    if ret > 0 and len(rows):
-        rows = rows.take(np.flatnonzero(rows.ts >= rows.ts[-1] - ret))
-    ob = int(shard.streams.open_bucket[rule.stream])
-    if latest and ob != EMPTY_TS and (ob >= min_ts or min_ts <= 0) and ob <= max_ts and \
-            shard.streams.open["count"][rule.stream] > 0:
-        rows = concat([rows, _open_row(engine, rule)], st.STATE_COLUMNS)
+    opened = int(shard.streams.open_bucket[rule.stream])
+    if ret > 0 and len(rows) and opened != EMPTY_TS:
+        # Retention counts back from the newest closed bucket (the destination's last
+        # sample, as in RedisTimeSeries), taken as the one before the open bucket.
+        rows = rows.take(np.flatnonzero(rows.ts >= opened - rule.bucket_ms - ret))
+    if latest:  # the open bucket, with what the finer streams of a chain hold for it
+        stream64 = stream.astype(np.int64)
+        chain = open_chains(shard.streams, stream64, stream64, min_ts, max_ts)
+        if len(chain):
+            b = (chain.ts - rule.align_ms) // rule.bucket_ms * rule.bucket_ms + rule.align_ms
+            starts = st.group_starts(b)
+            merged = st.reduce_states(dict(chain.columns), starts)
+            rows = concat([rows, Rows(chain.sids[starts], b[starts], merged)],
+                          st.STATE_COLUMNS)
     return rows
+
+
+def open_chains(streams, dests: np.ndarray, stream: np.ndarray, lo: int, hi: int,  # type: ignore[no-untyped-def]
+                columns: tuple[str, ...] = st.STATE_COLUMNS) -> Rows:
+    """The open buckets of each destination's stream and of the finer streams it is built
+    from, as state rows of the destination (empty open buckets left out)."""
+    owner, chain = [], []
+    for d, s in zip(dests.tolist(), stream.tolist(), strict=True):
+        for c in streams._chain(s):
+            owner.append(d)
+            chain.append(c)
+    owner_a = np.array(owner, np.int32)
+    chain_a = np.array(chain, np.int64)
+    ob = streams.open_bucket[chain_a]
+    ok = (ob != EMPTY_TS) & (streams.open["count"][chain_a] > 0) & (ob <= hi) & \
+        ((ob >= lo) | (lo <= 0))
+    chain_a, owner_a = chain_a[ok], owner_a[ok]
+    return Rows(owner_a, streams.open_bucket[chain_a].copy(),
+                {k: streams.open[k][chain_a] for k in columns})
 
 
 def _open_row(engine: Engine, rule: Rule) -> Rows:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,7 @@ class Checkpoint:
     write_state: dict[str, np.ndarray]
     streams: dict[str, np.ndarray]
     rules: list[dict]
+    policies: list[dict]  # tier policies (shard 0 keeps them)
     sketch_meta: block.BlockMeta | None = None  # set by write_checkpoint
 
 
@@ -75,15 +77,17 @@ class Shard:
         live = ~np.isnan(rows.columns["value"])
         return rows if live.all() else rows.take(np.flatnonzero(live))
 
-    def read_states(self, streams: np.ndarray, min_ts: int, max_ts: int) -> Rows:
-        """Stored (closed) non-empty bucket states of streams."""
-        rows = self.rollup.read(streams, min_ts, max_ts)
+    def read_states(self, streams: np.ndarray, min_ts: int, max_ts: int,
+                    columns: Sequence[str] | None = None) -> Rows:
+        """Stored (closed) non-empty bucket states of streams (``columns``: with count)."""
+        rows = self.rollup.read(streams, min_ts, max_ts, columns)
         live = rows.columns["count"] > 0
         return rows if live.all() else rows.take(np.flatnonzero(live))
 
-    def read_closed_states(self, streams: np.ndarray, min_ts: int, max_ts: int) -> Rows:
+    def read_closed_states(self, streams: np.ndarray, min_ts: int, max_ts: int,
+                           columns: Sequence[str] | None = None) -> Rows:
         """As ``read_states`` but never the open bucket (it lives in memory)."""
-        rows = self.read_states(streams, min_ts, max_ts)
+        rows = self.read_states(streams, min_ts, max_ts, columns)
         closed = rows.ts < self.streams.open_bucket[rows.sids]
         return rows if closed.all() else rows.take(np.flatnonzero(closed))
 
@@ -116,7 +120,7 @@ class Shard:
         return manifest
 
     def load_checkpoint(self) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray],
-                                        list[dict]] | None:
+                                        list[dict], list[dict]] | None:
         name = self.manifest.get("checkpoint")
         if not name:
             return None
@@ -127,16 +131,17 @@ class Shard:
             arrays = {k: z[k] for k in z.files}
         write_state = {k[6:]: v for k, v in arrays.items() if k.startswith("write_")}
         streams = {k[7:]: v for k, v in arrays.items() if k.startswith("stream_")}
-        return meta["series"], write_state, streams, meta["rules"]
+        return meta["series"], write_state, streams, meta["rules"], meta.get("policies", [])
 
     def begin_checkpoint(self, series: dict, write_state: dict[str, np.ndarray],
-                         rules: list[dict]) -> Checkpoint:
+                         rules: list[dict], policies: list[dict]) -> Checkpoint:
         """Under the database lock: cuts the log and freezes memory. Fast."""
         segment = self.wal.cut()
         # Copies: the open buckets keep changing while the checkpoint is written.
         streams = {k: v.copy() for k, v in self.streams.snapshot().items()}
         return Checkpoint(segment, self.raw.snapshot_memory(), self.rollup.snapshot_memory(),
-                          self.sketch.snapshot_memory(), series, write_state, streams, rules)
+                          self.sketch.snapshot_memory(), series, write_state, streams, rules,
+                          policies)
 
     def abort_checkpoint(self, cp: Checkpoint) -> None:
         """Under the lock, after ``write_checkpoint`` failed: memory stays as it was."""
@@ -159,7 +164,7 @@ class Shard:
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         with open(os.path.join(tmp, "meta.json"), "w") as f:
-            json.dump({"series": cp.series, "rules": cp.rules}, f)
+            json.dump({"series": cp.series, "rules": cp.rules, "policies": cp.policies}, f)
         arrays = {f"write_{k}": v for k, v in cp.write_state.items()}
         arrays.update({f"stream_{k}": v for k, v in cp.streams.items()})
         np.savez(os.path.join(tmp, "state.npz"), **arrays)

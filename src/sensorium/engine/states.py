@@ -166,7 +166,8 @@ def reduce_states(states: States, starts: np.ndarray) -> States:
 
     Args:
         states: rows sorted by (group, time), every row with count > 0, rows of a group not
-            overlapping in time.
+            overlapping in time. A subset of the columns may be given (``needs``): ``count``
+            always; the merged rows have the same columns.
         starts: strictly increasing group start row indices beginning at 0.
 
     Returns:
@@ -175,36 +176,55 @@ def reduce_states(states: States, starts: np.ndarray) -> States:
     """
     starts = np.asarray(starts, np.intp)
     if len(starts) == 0:
-        return empty_states(0)
+        return {c: v for c, v in empty_states(0).items() if c in states}
     count = np.asarray(states["count"], np.int64)
     sizes = _sizes(starts, len(count))
     last_idx = starts + sizes - 1
-    n = np.add.reduceat(count, starts)
-    total = np.add.reduceat(states["sum"], starts)
-    # Chan et al.: each row's m2 is about its own mean; shifting it to the group mean adds
-    # n_i (mean_i − mean_g)², a sum of non-negative terms, so it is as stable as two-pass.
-    shift = states["sum"] / count - np.repeat(total / n, sizes)
-    m2 = np.add.reduceat(states["m2"] + count * shift * shift, starts)
-    # The curve between two adjacent rows is the segment from one's last to the next's first
-    # sample; it belongs to the group unless the next row starts a new group.
-    first_ts, last_ts = states["first_ts"], states["last_ts"]
-    first, last = states["first"], states["last"]
-    bridge = np.empty(len(count), np.float64)
-    bridge[0] = 0.0
-    bridge[1:] = (first_ts[1:] - last_ts[:-1]) * (last[:-1] + first[1:]) * 0.5
-    bridge[starts] = 0.0
-    return {
-        "count": n,
-        "sum": total,
-        "min": np.minimum.reduceat(states["min"], starts),
-        "max": np.maximum.reduceat(states["max"], starts),
-        "m2": m2,
-        "first_ts": first_ts[starts],
-        "first": first[starts],
-        "last_ts": last_ts[last_idx],
-        "last": last[last_idx],
-        "area": np.add.reduceat(states["area"] + bridge, starts),
-    }
+    out: States = {"count": np.add.reduceat(count, starts)}
+    if "sum" in states:
+        out["sum"] = np.add.reduceat(states["sum"], starts)
+    if "m2" in states:
+        # Chan et al.: each row's m2 is about its own mean; shifting it to the group mean adds
+        # n_i (mean_i − mean_g)², a sum of non-negative terms, so it is as stable as two-pass.
+        shift = states["sum"] / count - np.repeat(out["sum"] / out["count"], sizes)
+        out["m2"] = np.add.reduceat(states["m2"] + count * shift * shift, starts)
+    if "min" in states:
+        out["min"] = np.minimum.reduceat(states["min"], starts)
+    if "max" in states:
+        out["max"] = np.maximum.reduceat(states["max"], starts)
+    if "first" in states:
+        out["first_ts"], out["first"] = states["first_ts"][starts], states["first"][starts]
+    if "last" in states:
+        out["last_ts"], out["last"] = states["last_ts"][last_idx], states["last"][last_idx]
+    if "area" in states:
+        # The curve between two adjacent rows is the segment from one's last to the next's
+        # first sample; it belongs to the group unless the next row starts a new group.
+        first_ts, last_ts = states["first_ts"], states["last_ts"]
+        first, last = states["first"], states["last"]
+        bridge = np.empty(len(count), np.float64)
+        bridge[0] = 0.0
+        bridge[1:] = (first_ts[1:] - last_ts[:-1]) * (last[:-1] + first[1:]) * 0.5
+        bridge[starts] = 0.0
+        out["area"] = np.add.reduceat(states["area"] + bridge, starts)
+    return {c: out[c] for c in STATE_COLUMNS if c in out}
+
+
+def needs(aggregator: str) -> tuple[str, ...]:
+    """The state columns ``finalize`` reads for ``aggregator`` (a tier read loads no more)."""
+    agg = aggregator.lower()
+    if agg in ("avg", "sum"):
+        return ("count", "sum")
+    if agg in ("min", "max"):
+        return ("count", agg)
+    if agg == "range":
+        return ("count", "min", "max")
+    if agg in ("first", "last"):
+        return ("count", f"{agg}_ts", agg)
+    if agg[:3] in ("std", "var"):
+        return ("count", "sum", "m2")
+    if agg == "count":
+        return ("count",)
+    return STATE_COLUMNS
 
 
 def finalize(states: States, aggregator: str) -> np.ndarray:

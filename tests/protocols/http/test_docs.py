@@ -8,7 +8,7 @@ import pytest
 
 from sensorium.config import DatabaseOptions
 from sensorium.protocols.http.app import create_app
-from sensorium.server import ServerOptions
+from sensorium.server import ServerOptions, load_config
 
 DOC = (Path(__file__).parents[3] / "docs" / "protocols" / "http.md").read_text()
 
@@ -21,9 +21,18 @@ def test_every_route_is_documented(db):
 
 
 @pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(ServerOptions)
-                                  if f.name != "database"])
+                                  if f.name not in ("database", "policies")])
 def test_every_server_option_is_documented(name):
     assert re.search(rf"^{name} = ", DOC, re.M)
+
+
+def test_policy_tables_are_documented_and_the_example_loads(tmp_path):
+    assert "[[policies]]" in DOC
+    example = re.search(r"```toml\n(.*?)```", DOC, re.S).group(1)
+    config = tmp_path / "sensorium.toml"
+    config.write_text(example)
+    options = load_config(str(config))
+    assert [p["name"] for p in options.policies] == ["temperatures", "energy"]
 
 
 @pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(DatabaseOptions)])

@@ -56,13 +56,15 @@ def test_data_reads_the_coarsest_exact_tier(client, db, filled):
     start, now = filled
     one_min = client.get("/api/sensors/s1/data?range=2h&aggregation=1min").json()
     assert one_min["source"] == "s1:1m"
+    assert one_min["sources"] == [{"key": "s1:1m", "from": one_min["from"], "to": one_min["to"],
+                                   "bucket_ms": 60_000, "exact": True}]
     two_hours = client.get("/api/sensors/s1/data?range=3h&aggregation=2h&aggregator=max").json()
     assert two_hours["source"] == "s1:1h"
     raw = client.get("/api/sensors/s1/data?range=2h&aggregation=30s").json()
     assert raw["source"] == "s1"
-    # a tier of a tier is not used: its newest bucket misses its source's open bucket
+    # a tier of a tier answers too: the open buckets of its whole chain are added
     day = client.get("/api/sensors/s1/data?range=1d&aggregation=1d&aggregator=count").json()
-    assert day["source"] == "s1:1h"
+    assert day["source"] == "s1:1d"
     assert sum(v for _, v in day["data"]) == len(db.range("s1", "-", "+"))
     p95 = client.get("/api/sensors/s1/data?range=2h&aggregation=1h&aggregator=p95").json()
     assert p95["source"] == "s1"
@@ -174,3 +176,23 @@ def test_series_listing_and_info(client, db, filled):
     assert info["rules"] == [["s1:1m", 60_000, "AVG", 0], ["s1:1h", HOUR, "MAX", 0]]
     assert info["total_samples"] == len(db.range("s1", "-", "+"))
     assert client.get("/api/series/nope").status_code == 404
+
+
+def test_aggregate_many_sensors_by_label(client, db, filled):
+    start, now = filled
+    body = client.get("/api/aggregate", params={"filter": "type=t", "from": start, "to": now,
+                                                "aggregation": "max", "bucket": "1h"}).json()
+    assert body["bucket_ms"] == HOUR
+    assert [s["key"] for s in body["series"]] == ["s1", "s2"]
+    s1, s2 = body["series"]
+    assert [p["key"] for p in s1["sources"]] == ["s1:1h"]
+    assert [p["key"] for p in s2["sources"]] == ["s2"]  # no tiers: raw
+    for got in (s1, s2):
+        assert got["samples"] == [list(x) for x in db.range(
+            got["key"], got["from"], got["to"], aggregation_type="max", bucket_size_msec=HOUR)]
+    by_key = client.get("/api/aggregate", params=[("key", "s2"), ("bucket", "1h")]).json()
+    assert [s["key"] for s in by_key["series"]] == ["s2"]
+    assert client.get("/api/aggregate").status_code == 400
+    bad = client.get("/api/aggregate", params={"key": "s1:1m"})
+    assert bad.status_code == 400 and "is a tier" in bad.json()["error"]
+    assert client.get("/api/aggregate", params={"key": "s1", "bucket": "x"}).status_code == 400

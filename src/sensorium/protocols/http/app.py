@@ -1,10 +1,10 @@
 """The HTTP front end: one FastAPI app over one open ``Database`` (built by ``server.py``).
 
 Routes live by concern (``write.py`` ingest, ``query.py`` reads, ``series.py`` management,
-``influx.py`` InfluxDB compatibility); this module wires them, the token check and the one
-error edge: every exception a route raises becomes a JSON reply here, through
-``protocols._errors`` (InfluxDB's shape on InfluxDB paths, Sensorium's elsewhere), so bad input
-never takes the server down. OpenAPI docs are served at ``/docs``.
+``policies.py`` tier policies, ``influx.py`` InfluxDB compatibility); this module wires them,
+the token check and the one error edge: every exception a route raises becomes a JSON reply
+here, through ``protocols._errors`` (InfluxDB's shape on InfluxDB paths, Sensorium's
+elsewhere), so bad input never takes the server down. OpenAPI docs are served at ``/docs``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ...database import Database
 from ...errors import SensoriumError
 from .._errors import RequestError, http_error, influx_error
-from . import influx, query, series, sql, write
+from . import influx, policies, query, series, sql, write
 from .auth import TokenAuth
 from .body import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from .influx import VERSION
@@ -108,6 +108,7 @@ def create_app(db: Database, options: HttpOptions | None = None) -> FastAPI:
     app.include_router(write.router(db, options.max_body_bytes))
     app.include_router(query.router(db))
     app.include_router(series.router(db))
+    app.include_router(policies.router(db))
     app.include_router(sql.router(db))
     app.include_router(influx.router())
     app.add_exception_handler(SensoriumError, _on_error)

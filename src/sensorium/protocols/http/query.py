@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from ...database import Database
 from ...errors import SeriesNotFound
 from .._errors import RequestError
-from . import tiers, times
+from . import times
 from .replies import JSON, duration_param, fields, now_ms, samples, time_param, value
 
 MAX_LIST = 100_000  # largest page of /api/sensors and /api/series
@@ -30,33 +30,20 @@ From = Annotated[str | None, Query(alias="from", description="epoch ms, RFC 3339
 To = Annotated[str | None, Query(description="as `from`; `+` is the latest")]
 
 
-def tiers_of(db: Database, key: str) -> tuple[dict[str, Any], list[tiers.Tier]]:
-    """The settings of ``key`` and its direct tiers.
-
-    NOTE(http): a tier of a tier is left out: with LATEST it shows its own open bucket, but
-    not the samples still in its source tier's open bucket, so its newest bucket can be short.
-    """
-    meta = db.describe(key)
-    found: list[tiers.Tier] = []
-    for dest, bucket_ms, _, align_ms in meta["rules"]:
-        try:
-            dest_meta = db.describe(dest)
-        except SeriesNotFound:  # deleted meanwhile
-            continue
-        found.append(tiers.Tier(dest, bucket_ms, align_ms, dest_meta["retention_msecs"]))
-    return meta, found
-
-
 def aggregate(db: Database, key: str, aggregator: str, bucket_ms: int, from_ms: int,
-              to_ms: int) -> tuple[str, int, int, list[tuple[int, float]]]:
-    """``aggregator`` per bucket over whole buckets covering [from_ms, to_ms], read from the
-    coarsest tier that answers exactly. Returns (source key, window start, window end, rows)."""
-    meta, found = tiers_of(db, key)
-    lo, hi = tiers.align_window(from_ms, to_ms, bucket_ms)
-    source = tiers.choose_source(key, meta["retention_msecs"], found, aggregator, bucket_ms)
-    rows = db.range(source, lo, hi, aggregation_type=aggregator, bucket_size_msec=bucket_ms,
-                    latest=True)
-    return source, lo, hi, rows
+              to_ms: int) -> dict[str, Any]:
+    """``aggregator`` per bucket over whole buckets covering [from_ms, to_ms], each bucket
+    from the coarsest tier that answers it exactly (``Database.aggregate``)."""
+    return db.aggregate([key], from_ms, to_ms, aggregator, bucket_ms)[0]
+
+
+def _rows(result: dict[str, Any]) -> list[tuple[int, float]]:
+    return list(zip(result["timestamps"].tolist(), result["values"].tolist(), strict=True))
+
+
+def _source(result: dict[str, Any]) -> str:
+    """The series that answered the newest buckets (all sources are in ``sources``)."""
+    return result["sources"][-1]["key"] if result["sources"] else result["key"]
 
 
 def router(db: Database) -> APIRouter:
@@ -111,9 +98,10 @@ def router(db: Database) -> APIRouter:
             rows = db.range(sensor_id, lo, now)
             return JSON({"sensor_id": sensor_id, "from": lo, "to": now, "source": sensor_id,
                          "data": samples(rows)})
-        source, lo, hi, rows = aggregate(db, sensor_id, aggregator, bucket_ms, lo, now)
-        return JSON({"sensor_id": sensor_id, "from": lo, "to": hi, "bucket_ms": bucket_ms,
-                     "aggregator": aggregator, "source": source, "data": samples(rows)})
+        got = aggregate(db, sensor_id, aggregator, bucket_ms, lo, now)
+        return JSON({"sensor_id": sensor_id, "from": got["from"], "to": got["to"],
+                     "bucket_ms": bucket_ms, "aggregator": aggregator, "source": _source(got),
+                     "sources": got["sources"], "data": samples(_rows(got))})
 
     def summary(sensor_id: str, view: str, period: str | None) -> JSON:
         bucket_ms, default = VIEWS[view]
@@ -122,17 +110,15 @@ def router(db: Database) -> APIRouter:
         period_ms = duration_param("period", period, period=True)
         assert period_ms is not None
         by_ts: dict[int, dict[str, Any]] = {}
-        source = sensor_id
-        lo = hi = 0
+        got: dict[str, Any] = {}
         for agg in SUMMARY:
-            source, lo, hi, rows = aggregate(db, sensor_id, agg, bucket_ms,
-                                             max(now - period_ms, 0), now)
-            for ts, v in rows:
+            got = aggregate(db, sensor_id, agg, bucket_ms, max(now - period_ms, 0), now)
+            for ts, v in _rows(got):
                 by_ts.setdefault(ts, {"timestamp": ts})[agg] = int(v) if agg == "count" \
                     else value(v)
         return JSON({"sensor_id": sensor_id, "period": period, "bucket_ms": bucket_ms,
-                     "from": lo, "to": hi, "source": source,
-                     "data": [by_ts[t] for t in sorted(by_ts)]})
+                     "from": got["from"], "to": got["to"], "source": _source(got),
+                     "sources": got["sources"], "data": [by_ts[t] for t in sorted(by_ts)]})
 
     for view in VIEWS:
         def endpoint(sensor_id: str, period: str | None = None, _view: str = view) -> JSON:
@@ -183,6 +169,29 @@ def router(db: Database) -> APIRouter:
             for key, (labels, rows) in entry.items():
                 out.append({"key": key, "labels": labels, "samples": samples(rows)})
         return JSON({"series": out})
+
+    @api.get("/api/aggregate", summary="Many sensors aggregated per bucket, each bucket read "
+             "from the coarsest tier that answers it exactly (stitched over expired data)")
+    def aggregate_many(
+        filter: Filters = None, key: Annotated[list[str] | None, Query(  # noqa: A002
+            description="raw series keys (repeatable), instead of or with no filter")] = None,
+        from_: From = None, to: To = None, aggregation: str = "avg",
+        bucket: Annotated[str, Query(description="`1h`, `1min`, `60000`")] = "1h",
+        align: int = 0, stitch: Annotated[bool, Query(
+            description="answer expired buckets from coarser tiers at their own size")] = True,
+    ) -> JSON:
+        if not filter and not key:
+            raise RequestError(400, "give a filter (label=value) or keys", field="filter")
+        now = now_ms()
+        bucket_ms = duration_param("bucket", bucket)
+        assert bucket_ms is not None
+        got = db.aggregate(key, time_param("from", from_, now, now - times.DAY_MS),
+                           time_param("to", to, now, now), aggregation, bucket_ms,
+                           filters=filter if not key else None, align=align, stitch=stitch)
+        return JSON({"aggregation": aggregation, "bucket_ms": bucket_ms,
+                     "series": [{"key": r["key"], "from": r["from"], "to": r["to"],
+                                 "sources": r["sources"], "samples": samples(_rows(r))}
+                                for r in got]})
 
     @api.get("/api/latest", summary="TS.MGET: the newest sample of every matching series")
     def mget(filter: Filters = None, with_labels: bool = False,  # noqa: A002

@@ -1,18 +1,19 @@
 """JSON replies and request-parameter helpers shared by the HTTP routes.
 
-``JSON`` serialises with the standard library (compact, no NaN: JSON has none, so missing
-aggregates become ``null``) and skips FastAPI's per-item ``jsonable_encoder``: replies carry
-up to hundreds of thousands of samples.
+``JSON`` serialises with orjson (compact; NaN and infinities, which JSON has not, become
+``null``: a missing aggregate) and skips FastAPI's per-item ``jsonable_encoder``: replies
+carry up to hundreds of thousands of samples, and orjson writes them ten times faster than
+the standard library.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 
 from .._errors import RequestError
@@ -23,17 +24,16 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False).encode()
+        return orjson.dumps(content)
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def samples(pairs: Iterable[tuple[int, float]]) -> list[list[Any]]:
-    """``[(ts, value), …]`` → ``[[ts, value|null], …]``."""
-    return [[t, v if math.isfinite(v) else None] for t, v in pairs]
+def samples(pairs: Iterable[tuple[int, float]]) -> list[tuple[int, float]]:
+    """``[(ts, value), …]`` as JSON pairs (``JSON`` writes a NaN value as ``null``)."""
+    return pairs if isinstance(pairs, list) else list(pairs)
 
 
 def value(v: float | None) -> float | None:

@@ -1,0 +1,194 @@
+"""Aggregation over a series' raw data and its tiers, stitched (read path; runs planner plans).
+
+For each raw series the *ladder* is its raw samples plus every tier built from it (rule
+destinations, chained ones included, one per stream). ``planner.plan`` cuts the window into
+segments per series; segments are then read per kind in one vectorised pass each: every raw
+segment with one table read, every tier segment of one bucket size with one state read, so
+100 series cost a handful of reads, not 100.
+
+A tier's newest buckets are exact too: a chained tier (1 h built from 1 min) has not yet
+received the finer tier's open bucket, so the open buckets of its whole chain are added (each
+holds samples the next coarser one has not seen).
+
+Callers hold the engine lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..model import percentile_of
+from . import planner, query
+from . import states as st
+from .query import Aggregation
+from .read import open_chains, raw_rows
+from .series import EMPTY_TS
+from .table import Rows, concat
+
+if TYPE_CHECKING:
+    from .db import Engine
+
+
+@dataclass(frozen=True, slots=True)
+class Rung:
+    """One resolution of a series: ``sid`` is the raw series or a tier (rule destination)."""
+
+    sid: int
+    source: planner.Source
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Which series answered [lo, hi] of a result, and at which bucket size."""
+
+    sid: int
+    lo: int
+    hi: int
+    bucket_ms: int
+    exact: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TieredSeries:
+    sid: int
+    ts: np.ndarray
+    values: np.ndarray
+    parts: list[Part]
+
+
+def ladder(engine: Engine, sid: int) -> list[Rung]:
+    """The raw series ``sid`` and its tiers, raw first; one tier per stream (the longest
+    kept wins: destinations of one stream differ only in aggregator and retention)."""
+    reg = engine.registry
+    ret = int(reg.retention_ms[sid])
+    mx = int(reg.max_ts[sid])
+    rungs = [Rung(sid, planner.Source(0, 0, mx - ret if ret > 0 and mx != EMPTY_TS
+                                      else planner.NEVER))]
+    by_stream: dict[int, Rung] = {}
+    pending = list(reg.get(sid).rules)
+    while pending:
+        dest = pending.pop()
+        rule = engine.rules[dest]
+        pending.extend(reg.get(dest).rules)
+        start = _tier_start(engine, dest)
+        held = by_stream.get(rule.stream)
+        if held is None or start < held.source.start_ms:
+            by_stream[rule.stream] = Rung(dest, planner.Source(rule.bucket_ms, rule.align_ms,
+                                                                start))
+    rungs.extend(sorted(by_stream.values(), key=lambda r: r.source.bucket_ms))
+    return rungs
+
+
+def _tier_start(engine: Engine, dest: int) -> int:
+    """Oldest bucket a tier still shows: retention counts back from its newest closed bucket
+    (see ``read._states_rows``)."""
+    ret = int(engine.registry.retention_ms[dest])
+    if ret <= 0:
+        return planner.NEVER
+    rule = engine.rules[dest]
+    opened = int(engine._shard(rule.source).streams.open_bucket[rule.stream])
+    return planner.NEVER if opened == EMPTY_TS else opened - rule.bucket_ms - ret
+
+
+def aggregate(engine: Engine, sids: np.ndarray, lo: int, hi: int, agg: Aggregation,
+              stitch: bool = True) -> list[TieredSeries]:
+    """``agg`` buckets of raw series over [lo, hi] (aligned to whole buckets), each bucket
+    read from the coarsest source that answers it exactly; with ``stitch``, coarser tiers
+    answer at their own bucket size where no exact source holds data any more."""
+    sids = np.asarray(sids, np.int64)
+    from_states = percentile_of(agg.aggregator) is None and agg.aggregator != "twa"
+    # Tasks: (kind, exact) → parallel lists of (series index, rung sid, lo, hi).
+    tasks: dict[tuple[int, int, bool], list[tuple[int, int, int, int]]] = {}
+    parts: list[list[Part]] = []
+    for n, sid in enumerate(sids.tolist()):
+        rungs = ladder(engine, sid)
+        plan = planner.plan([r.source for r in rungs], lo, hi, agg.bucket_ms, agg.align_ms,
+                            from_states=from_states, stitch=stitch)
+        mine = []
+        for seg in reversed(plan):  # oldest first
+            rung = rungs[seg.source]
+            src = rung.source
+            kind = (src.bucket_ms, src.align_ms, seg.exact)
+            tasks.setdefault(kind, []).append((n, rung.sid, seg.lo, seg.hi))
+            mine.append(Part(rung.sid, seg.lo, seg.hi,
+                             agg.bucket_ms if seg.exact else src.bucket_ms, seg.exact))
+        parts.append(mine)
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for (bucket_ms, align_ms, exact), todo in tasks.items():
+        n_idx, rung_sid, t_lo, t_hi = (np.array(c, np.int64) for c in zip(*todo, strict=True))
+        order = np.argsort(rung_sid, kind="stable")
+        n_idx, rung_sid, t_lo, t_hi = n_idx[order], rung_sid[order], t_lo[order], t_hi[order]
+        use = agg if exact else Aggregation(agg.aggregator, bucket_ms, align_ms)
+        if bucket_ms == 0:
+            rows = raw_rows(engine, rung_sid.astype(np.int32), int(t_lo.min()), int(t_hi.max()))
+            rows = _within(rows, rung_sid, t_lo, t_hi)
+            s, b, v = query.aggregate_samples(rows, use, (int(t_lo.min()), int(t_hi.max())))
+        else:
+            rows = tier_rows(engine, rung_sid, t_lo, t_hi, st.needs(agg.aggregator))
+            s, b, v = query.aggregate_states(rows, use, (int(t_lo.min()), int(t_hi.max())))
+        found.append((n_idx[np.searchsorted(rung_sid, s)], b, v))
+    n_all = np.concatenate([f[0] for f in found]) if found else np.empty(0, np.int64)
+    b_all = np.concatenate([f[1] for f in found]) if found else np.empty(0, np.int64)
+    v_all = np.concatenate([f[2] for f in found]) if found else np.empty(0)
+    order = np.lexsort((b_all, n_all))
+    n_all, b_all, v_all = n_all[order], b_all[order], v_all[order]
+    cuts = np.searchsorted(n_all, np.arange(len(sids) + 1))
+    return [TieredSeries(int(sid), b_all[cuts[i]:cuts[i + 1]], v_all[cuts[i]:cuts[i + 1]],
+                         parts[i]) for i, sid in enumerate(sids.tolist())]
+
+
+def _within(rows: Rows, sids: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Rows:
+    """Rows inside their own series' window (``sids`` sorted, one window each)."""
+    at = np.searchsorted(sids, rows.sids)
+    keep = (rows.ts >= lo[at]) & (rows.ts <= hi[at])
+    return rows if keep.all() else rows.take(np.flatnonzero(keep))
+
+
+def tier_rows(engine: Engine, dests: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+              columns: tuple[str, ...] = st.STATE_COLUMNS) -> Rows:
+    """Bucket states of tiers in their windows, as rows of the destinations (sid =
+    destination), sorted by (destination, bucket): the closed buckets their retention still
+    shows, then the open buckets of each one's chain.
+
+    Args:
+        dests: sorted rule destinations, one per stream; ``lo``/``hi`` their windows.
+        columns: the state columns to load (``states.needs``); ``count`` always.
+    """
+    dests = np.asarray(dests, np.int64)
+    columns = tuple(c for c in st.STATE_COLUMNS if c in columns or c == "count")
+    chunks = []
+    shard_of = engine.registry.shard[dests]
+    for number in np.unique(shard_of).tolist():
+        mine = np.flatnonzero(shard_of == number)
+        shard = engine.shards[number]
+        streams = shard.streams
+        stream = np.array([engine.rules[d].stream for d in dests[mine].tolist()], np.int64)
+        order = np.argsort(stream)
+        by_stream, at_of = stream[order], mine[order]
+        w_lo, w_hi = int(lo[mine].min()), int(hi[mine].max())
+        got = shard.rollup.read(by_stream.astype(np.int32), w_lo if w_lo > 0 else -2**62,
+                                w_hi, columns)
+        at = at_of[np.searchsorted(by_stream, got.sids)]  # each row's index in ``dests``
+        opened = streams.open_bucket[got.sids]
+        ret = engine.registry.retention_ms[dests[at]]
+        # One mask: stored, closed, within retention, within the destination's own window.
+        keep = (got.columns["count"] > 0) & (got.ts < opened) & (
+            (ret <= 0) | (got.ts >= opened - streams.bucket_ms[got.sids] - ret)) & (
+            (got.ts >= lo[at]) | (lo[at] <= 0)) & (got.ts <= hi[at])
+        idx = np.flatnonzero(keep)
+        chunks.append(Rows(dests[at[idx]].astype(np.int32), got.ts[idx],
+                           {c: got.columns[c][idx] for c in columns}))
+        chain = open_chains(streams, dests[mine], stream, w_lo, w_hi, columns)
+        if len(chain):
+            at = np.searchsorted(dests, chain.sids)
+            chain = chain.take(np.flatnonzero((chain.ts >= lo[at]) & (chain.ts <= hi[at])))
+        chunks.append(chain)
+    rows = concat(chunks, columns)
+    if len(chunks) > 2 or len(chunks[-1]) or np.any(np.diff(rows.sids) < 0):
+        # Per destination its closed rows come in time order, then its chain's open
+        # buckets (newer still): a stable sort by destination alone orders (dest, bucket).
+        rows = rows.take(np.argsort(rows.sids, kind="stable"))
+    return rows
