@@ -162,3 +162,28 @@ def test_python_encoding_of_values():
         "v": [1.0, float("nan"), None], "l": [[1.0, float("inf")], [], None]}))
     assert result == [["1970-01-01T00:00:00.000Z", 1.0, [1.0, None]],
                       ["1970-01-01T00:00:01.500Z", None, []], [None, None, None]]
+
+
+def test_policy_tiers_are_tables_with_raw_history_beyond_raw_retention(tmp_path):
+    day = 86_400_000
+    with sensorium.open(str(tmp_path / "db"), background=False) as db:
+        db.set_policy({"name": "temps", "filter": ["type=temperature"], "preset": "seed"})
+        db.create_many(["t1", "h1"], [{"type": "temperature"}, {"type": "humidity"}])
+        ts = np.arange(0, 10 * day, 600_000, dtype=np.int64)  # 10 days every 10 minutes
+        values = np.sin(ts / day)
+        for d in range(10):  # a day at a time, as sensors send: each batch within retention
+            part = slice(d * 144, (d + 1) * 144)
+            for key in ("t1", "h1"):
+                assert db.madd(np.array([key] * 144, object), ts[part], values[part]).ok
+        engine = SqlEngine(db)
+        q = lambda s: engine.query(s, now_ms=10 * day).table.to_pylist()  # noqa: E731
+        assert [r["name"] for r in q("SELECT name FROM tiers ORDER BY bucket_ms")] == [
+            "tier_1m", "tier_1h", "tier_1d"]
+        # raw samples are kept 7 days (counted back from the newest); the tiers hold all ten
+        assert q("SELECT count(*) AS n FROM samples WHERE key = 't1'") == [
+            {"n": int((ts >= ts[-1] - 7 * day).sum())}]
+        days = q("SELECT time, count, avg FROM tier_1d WHERE key = 't1' ORDER BY time")
+        assert [r["count"] for r in days] == [144] * 10
+        want = [values[ts // day == d].mean() for d in range(10)]
+        assert [r["avg"] for r in days] == pytest.approx(want, rel=1e-12)
+        assert q("SELECT DISTINCT key FROM tier_1h") == [{"key": "t1"}]  # h1 has no tiers
