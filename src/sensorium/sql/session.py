@@ -81,12 +81,15 @@ class SqlEngine:
         db: the open database (the caller closes it).
         timeout_s: a query running longer is interrupted (QueryError).
         threads: DuckDB worker threads per query.
+        prune: read only what the query's filters select (see ``predicates``); False reads
+            every table a query names whole, which gives the same answers, slower.
     """
 
     def __init__(self, db: Database, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 threads: int = DEFAULT_THREADS) -> None:
+                 threads: int = DEFAULT_THREADS, prune: bool = True) -> None:
         self.db = db
         self.timeout_s = timeout_s
+        self.prune = prune  # False: every scanned table is read whole (for comparisons)
         self._plan_db = _database(threads, plan=True)
         self._run_db = _database(threads, plan=False)
         with self._plan_db.cursor() as c:
@@ -199,6 +202,8 @@ class SqlEngine:
             return materialize.series(engine, cat)
         if name == "tiers":
             return materialize.tiers(cat)
+        if not self.prune:
+            scans = [predicates.Scan(name)]
         positions = _series_positions(run, cat, scans)
         lo, hi = _time_range(scans)
         if name == "samples":
