@@ -10,6 +10,9 @@ rule per sensor, generated vectorised and written with ``db.series_ids`` + colum
 * ``raw``: the same computed from the 4.3 M raw samples (``time_bucket`` + ``avg``);
 * ``point``: one sensor's last hour of raw samples (the fixed cost of a query).
 
+``--compare`` also times ``tier`` and ``point`` with ``SqlEngine(prune=False)``: the same
+queries reading whole tables and leaving every filter to DuckDB (Arrow filter pushdown).
+
 Run::
 
     python benchmarks/sql_query.py                      # build in a temp dir, measure, delete
@@ -122,6 +125,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the built database")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--compare", action="store_true", help="also time whole-table reads")
     args = ap.parse_args()
     path = args.data_dir or tempfile.mkdtemp(prefix="sensorium-sql-")
     if not os.path.exists(os.path.join(path, "sensorium.json")):
@@ -141,6 +145,14 @@ def main() -> None:
                     hms = timed(lambda q=query: post(q), max(3, args.repeats // 3))
                     print(f"http {name:5s} median {statistics.median(hms):8.1f} ms "
                           f"({post(query):,} bytes of JSON, not parsed)", flush=True)
+                if args.compare and name != "raw":
+                    whole = SqlEngine(db, prune=False)
+                    wr = whole.query(query, now_ms=END_MS)
+                    wms = timed(lambda q=query, w=whole: w.query(q, now_ms=END_MS), 3)
+                    print(f"whole {name:5s} median {statistics.median(wms):8.1f} ms "
+                          f"(read {wr.stats.rows}, same answer: {wr.table.equals(result.table)})",
+                          flush=True)
+                    whole.close()
                 if args.profile:
                     prof = cProfile.Profile()
                     prof.enable()

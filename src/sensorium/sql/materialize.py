@@ -48,9 +48,9 @@ def _runs(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ends.astype(np.int32), series[ends - 1]
 
 
-def _label_columns(cat: Catalog, series: np.ndarray) -> dict[str, pa.Array]:
-    """``key`` and every label column for rows grouped by catalog position ``series``."""
-    ends, pos = _runs(series)
+def _label_columns(cat: Catalog, ends: np.ndarray, pos: np.ndarray) -> dict[str, pa.Array]:
+    """``key`` and every label column: run ``i`` ends (exclusive) at row ``ends[i]`` and
+    holds the series at catalog position ``pos[i]``."""
     run_ends = pa.array(ends, pa.int32())
     out = {"key": pa.RunEndEncodedArray.from_arrays(run_ends, cat.keys.take(pa.array(pos)))}
     for name, column in cat.columns.items():
@@ -65,7 +65,8 @@ def samples(engine: Engine, cat: Catalog, positions: np.ndarray, min_ms: int,
     """Raw samples of the catalog's series at ``positions`` (sorted) in [min_ms, max_ms]."""
     with engine.lock:
         rows = read.raw_rows(engine, cat.sids[positions], max(min_ms, 0), max_ms)
-    cols = _label_columns(cat, cat.position(rows.sids))
+    ends, run_sids = _runs(rows.sids)  # rows come grouped by series
+    cols = _label_columns(cat, ends, cat.position(run_sids))
     cols["time"] = _time(rows.ts)
     cols["value"] = pa.array(rows.columns["value"])
     return pa.table(cols)
@@ -175,7 +176,7 @@ def _open_buckets(streams: Streams, ids: np.ndarray) -> tuple[np.ndarray, np.nda
 def _tier_table(cat: Catalog, rows: Rows, pos: np.ndarray) -> pa.Table:
     c = rows.columns
     n = np.asarray(c["count"], np.int64)  # an empty read has float columns
-    cols = _label_columns(cat, pos)
+    cols = _label_columns(cat, *_runs(pos))
     cols["time"] = _time(np.maximum(rows.ts, 0))
     have = set(c)
     with np.errstate(divide="ignore", invalid="ignore"):
