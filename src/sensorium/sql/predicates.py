@@ -118,11 +118,18 @@ def _strip_optional(text: str) -> str:
 
 
 def _parse(cursor: duckdb.DuckDBPyConnection, text: str) -> dict[str, Any] | None:
-    got = cursor.execute("SELECT json_serialize_sql($1)", ["SELECT " + text]).fetchone()
-    tree = json.loads(got[0]) if got else {"error": True}
+    got = _one(cursor, "SELECT json_serialize_sql($1)", ["SELECT " + text])
+    tree = json.loads(got) if got else {"error": True}
     if tree.get("error") or len(tree["statements"]) != 1:
         return None
     return tree  # type: ignore[no-any-return]
+
+
+def _one(cursor: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The one value of a one-row query, fetched to the end (a cursor with an unfinished
+    result refuses other work)."""
+    rows = cursor.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
 
 
 def _conjuncts(cursor: duckdb.DuckDBPyConnection, text: str) -> list[tuple[dict, dict]]:
@@ -145,9 +152,7 @@ def _render(cursor: duckdb.DuckDBPyConnection, tree: dict, node: dict) -> str:
     """SQL text of an expression node, through DuckDB's own deparser."""
     stmt = json.loads(json.dumps(tree))
     stmt["statements"][0]["node"]["select_list"] = [node]
-    got = cursor.execute("SELECT json_deserialize_sql($1::JSON)", [json.dumps(stmt)]).fetchone()
-    assert got is not None
-    sql: str = got[0]
+    sql: str = _one(cursor, "SELECT json_deserialize_sql($1::JSON)", [json.dumps(stmt)])
     return sql[len("SELECT "):] if sql.upper().startswith("SELECT ") else sql
 
 
@@ -220,9 +225,7 @@ def _constant_ms(cursor: duckdb.DuckDBPyConnection, tree: dict, node: dict) -> i
         return None
     sql = _render(cursor, tree, node)
     try:
-        got = cursor.execute(f"SELECT epoch_us(CAST(({sql}) AS TIMESTAMP))").fetchone()
+        got = _one(cursor, f"SELECT epoch_us(CAST(({sql}) AS TIMESTAMP))")
     except duckdb.Error:
         return None
-    if got is None or got[0] is None:
-        return None
-    return int(got[0]) // 1000
+    return None if got is None else int(got) // 1000

@@ -166,20 +166,19 @@ class SqlEngine:
         format), encoded by DuckDB when the column types allow (flat types), else in Python.
         """
         table = result.table.slice(0, limit)
-        select = output.json_select(table.column_names, result.types)
+        names = [f"c{i}" for i in range(table.num_columns)]  # result names may repeat
+        select = output.json_select(names, result.types)
         if select is None:
             return json.dumps(output.rows(table), separators=(",", ":"), ensure_ascii=False,
                               allow_nan=False)
-        with self._lock:
-            cursor = self._run_db.cursor()
+        run = self._cursors().run
+        run.register("__result", table.rename_columns(names).append_column(
+            "__i", pa.array(np.arange(table.num_rows, dtype=np.int64))))
         try:
-            cursor.register("__result", table.append_column(
-                "__i", pa.array(np.arange(table.num_rows, dtype=np.int64))))
-            got = cursor.execute(select).fetchone()
+            got = run.execute(select).fetchall()  # to the end: the cursor stays usable
         finally:
-            cursor.close()
-        assert got is not None
-        return str(got[0])
+            run.unregister("__result")
+        return str(got[0][0])
 
     def _run(self, cursor: duckdb.DuckDBPyConnection, query: str) -> tuple[pa.Table, list[str]]:
         timer = threading.Timer(self.timeout_s, cursor.interrupt)
@@ -230,12 +229,16 @@ class _Cursors:
         """Empty TEMP tables of the tables' schemas in the planning cursor (kept between
         queries; rebuilt when series with new labels or new tiers change them)."""
         for name in set(self.schemas) - set(schemas):
-            self.plan.execute(f'DROP TABLE IF EXISTS temp."{name}"')
+            self.plan.execute(f"DROP TABLE IF EXISTS temp.{_quote(name)}")
         for name, columns in schemas.items():
             if self.schemas.get(name) != columns:
-                cols = ", ".join(f'"{c}" {t}' for c, t in columns.items())
-                self.plan.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" ({cols})')
+                cols = ", ".join(f"{_quote(c)} {t}" for c, t in columns.items())
+                self.plan.execute(f"CREATE OR REPLACE TEMP TABLE {_quote(name)} ({cols})")
         self.schemas = {k: dict(v) for k, v in schemas.items()}
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _database(threads: int, *, plan: bool) -> duckdb.DuckDBPyConnection:
