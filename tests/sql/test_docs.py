@@ -163,3 +163,14 @@ def test_pruned_reads_give_the_answers_of_whole_reads(seeded, unpruned, name):
             assert v == (pytest.approx(rb[k], rel=rel) if isinstance(v, float) else rb[k]), k
     if any(pruned.stats.rows.values()):
         assert sum(pruned.stats.rows.values()) <= sum(whole.stats.rows.values())
+
+
+def test_date_bin_counts_buckets_from_the_origin(seeded):
+    rows = _rows(seeded, "date_bin")
+    ts, v = _window(seeded, ["sensor_004:temperature"], END_MS - 2 * HOUR_MS)
+    origin, width = 7 * MIN_MS, 15 * MIN_MS
+    b = (ts - origin) // width * width + origin
+    assert [_ms(r["quarter"]) for r in rows] == np.unique(b).tolist()
+    assert [r["n"] for r in rows] == [int((b == x).sum()) for x in np.unique(b)]
+    np.testing.assert_allclose([r["sd"] for r in rows],
+                               [v[b == x].std(ddof=1) for x in np.unique(b)], rtol=1e-9)
