@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import duckdb
 import numpy as np
@@ -35,6 +36,8 @@ from . import dialect, materialize, output, predicates
 
 if TYPE_CHECKING:
     from ..database import Database
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 60.0
 # DuckDB's own worker threads per query: the engine and the front ends need the other cores.
@@ -252,7 +255,7 @@ def _database(threads: int, *, plan: bool) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _duck(fn):  # type: ignore[no-untyped-def]
+def _duck(fn: Callable[[], T]) -> T:
     """Runs ``fn``; a DuckDB error becomes a QueryError with DuckDB's message."""
     try:
         return fn()
