@@ -57,3 +57,22 @@ def test_empty_config_is_the_defaults(tmp_path):
 def test_bad_config(tmp_path, text, message):
     with pytest.raises(Exception, match=message.replace("[", r"\[").replace("]", r"\]")):
         config(tmp_path, text)
+
+
+def test_http_socket_disables_nagle():
+    """Accepted connections inherit TCP_NODELAY; without it a keep-alive JSON reply waited
+    ~40 ms for the client's delayed ACK."""
+    import socket
+
+    from sensorium.server import _bind
+
+    sock = _bind("127.0.0.1", 0)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        client = socket.create_connection(sock.getsockname())
+        conn, _ = sock.accept()
+        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        conn.close()
+        client.close()
+    finally:
+        sock.close()

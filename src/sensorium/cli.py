@@ -1,5 +1,5 @@
-"""Command line: ``sensorium demo``, ``sensorium serve`` and ``sensorium sql`` (``generate``
-and ``stats`` come later)."""
+"""Command line: ``sensorium demo``, ``sensorium serve`` and ``sensorium sql``;
+``generate``, ``bench`` and ``stats`` are wired from ``tools/commands.py``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import time
 import numpy as np
 
 import sensorium
+
+from .tools import commands as tool_commands
 
 KINDS = ("temperature", "humidity", "pressure")
 BASE = {"temperature": 21.0, "humidity": 45.0, "pressure": 1013.0}
@@ -153,8 +155,11 @@ def main(argv: list[str] | None = None) -> None:
     p_sql.add_argument("query", help='e.g. "SELECT key, avg(value) FROM samples GROUP BY key"')
     p_sql.add_argument("--data-dir", default="./sensorium-data")
     p_sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    tool_commands.add_parsers(sub)
     args = parser.parse_args(argv)
-    if args.command == "demo":
+    if args.command in tool_commands.COMMANDS:
+        tool_commands.run(args)
+    elif args.command == "demo":
         demo(args.data_dir, args.sensors, args.minutes)
     elif args.command == "serve":
         serve(args)

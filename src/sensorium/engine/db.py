@@ -272,6 +272,7 @@ class Engine:
             meta.chunk_size = p["chunk_size"]
         if "ignore" in p:
             meta.ignore_max_time_diff, meta.ignore_max_val_diff = p["ignore"]
+            reg.note_ignore(sid)
 
     def delete_series(self, key: str) -> None:
         """Removes a series, its rules and the rules that feed it."""

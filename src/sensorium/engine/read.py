@@ -203,9 +203,41 @@ def multi_range(engine: Engine, sids: np.ndarray, min_ts: int, max_ts: int,
         if _wants_edges(opts):
             edges = _raw_edges(engine, raw, min_ts, max_ts)
         out.update((s.sid, s) for s in _answer(rows, raw, opts, (min_ts, max_ts), edges))
-    for sid in sids[is_dest].tolist():
-        out[sid] = _dest_range(engine, engine.rules[sid], min_ts, max_ts, opts)
+    dests = sids[is_dest]
+    if len(dests):
+        out.update(_dests_range(engine, dests, min_ts, max_ts, opts))
     return [_finish(out[s], opts) for s in sids.tolist()]
+
+
+def _dests_range(engine: Engine, dests: np.ndarray, min_ts: int, max_ts: int,
+                 opts: RangeOptions) -> dict[int, Series]:
+    """Rule destinations: those answered from plain states (no filter, no twa, no
+    percentile) in one vectorised read per aggregator, the others one by one."""
+    from .tiered import tier_rows  # tiered builds on this module
+    agg = opts.aggregation
+    groups: dict[tuple[str, int, int], list[int]] = {}
+    out: dict[int, Series] = {}
+    plain = opts.filter_ts is None and opts.min_value is None
+    for sid in dests.tolist():
+        rule = engine.rules[sid]
+        name = rule.aggregator if agg is None else agg.aggregator
+        merges = agg is None or (agg.bucket_ms % rule.bucket_ms == 0
+                                 and (agg.align_ms - rule.align_ms) % rule.bucket_ms == 0)
+        if plain and merges and name in st.AGGREGATORS:
+            groups.setdefault((name, rule.bucket_ms, rule.align_ms), []).append(sid)
+        else:
+            out[sid] = _dest_range(engine, rule, min_ts, max_ts, opts)
+    for (name, bucket_ms, align_ms), group in groups.items():
+        s = np.array(group, np.int64)  # ascending, as ``dests`` is
+        lo, hi = np.full(len(s), min_ts), np.full(len(s), max_ts)
+        rows = tier_rows(engine, s, lo, hi, st.needs(name), latest=opts.latest)
+        # Without an aggregation, the destination's own buckets (the open buckets of a
+        # chain merge into the newest); with one, buckets that are multiples of them.
+        use = agg if agg is not None else Aggregation(name, bucket_ms, align_ms)
+        sid, b, v = query.aggregate_states(rows, use, (min_ts, max_ts))
+        found = query.split(sid, np.maximum(b, 0) if agg is None else b, v, s.astype(np.int32))
+        out.update((f.sid, f) for f in found)
+    return out
 
 
 def _wants_edges(opts: RangeOptions) -> bool:

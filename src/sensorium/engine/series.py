@@ -54,6 +54,9 @@ class SeriesRegistry:
         self.by_key: dict[str, int] = {}
         self.meta: list[SeriesMeta | None] = []
         self.index = LabelIndex()
+        # Sids with an IGNORE filter: their writes depend on the previous one, so batched
+        # front ends check this (usually empty) set instead of every series' settings.
+        self.ignoring: set[int] = set()
         cap = 1024
         self.max_ts = np.full(cap, EMPTY_TS, np.int64)
         self.last_value = np.full(cap, np.nan)
@@ -100,6 +103,7 @@ class SeriesRegistry:
         labels = dict(labels or {})
         self.meta[sid] = SeriesMeta(key, labels, chunk_size, ignore_max_time_diff,
                                     ignore_max_val_diff)
+        self.note_ignore(sid)
         self.by_key[key] = sid
         self.retention_ms[sid] = retention_ms
         self.policy[sid] = NO_POLICY if policy is None else int(policy)
@@ -132,6 +136,8 @@ class SeriesRegistry:
         owned = [dict(lab) if lab else {} for lab in labels]
         for sid, key, own, (chunk, it, iv) in zip(sids, keys, owned, settings, strict=True):
             self.meta[sid] = SeriesMeta(key, own, chunk, it, iv)
+            if it > 0 or iv > 0:
+                self.ignoring.add(sid)
         self.index.add_many(sids, owned)
         self.by_key.update(zip(keys, sids, strict=True))
         self.retention_ms[idx] = retention_ms
@@ -141,8 +147,17 @@ class SeriesRegistry:
         self.max_ts[idx] = EMPTY_TS
         self.last_value[idx] = np.nan
 
+    def note_ignore(self, sid: int) -> None:
+        """Updates ``ignoring`` after ``sid``'s IGNORE settings were set."""
+        meta = self.get(sid)
+        if meta.ignore_max_time_diff > 0 or meta.ignore_max_val_diff > 0:
+            self.ignoring.add(sid)
+        else:
+            self.ignoring.discard(sid)
+
     def drop(self, sid: int) -> None:
         meta = self.get(sid)
+        self.ignoring.discard(sid)
         del self.by_key[meta.key]
         self.index.remove(sid)
         self.alive[sid] = False

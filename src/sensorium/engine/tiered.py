@@ -148,7 +148,7 @@ def _within(rows: Rows, sids: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Row
 
 
 def tier_rows(engine: Engine, dests: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-              columns: tuple[str, ...] = st.STATE_COLUMNS) -> Rows:
+              columns: tuple[str, ...] = st.STATE_COLUMNS, latest: bool = True) -> Rows:
     """Bucket states of tiers in their windows, as rows of the destinations (sid =
     destination), sorted by (destination, bucket): the closed buckets their retention still
     shows, then the open buckets of each one's chain.
@@ -156,6 +156,7 @@ def tier_rows(engine: Engine, dests: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     Args:
         dests: sorted rule destinations, one per stream; ``lo``/``hi`` their windows.
         columns: the state columns to load (``states.needs``); ``count`` always.
+        latest: add the open buckets (without: closed buckets only, as TS.RANGE).
     """
     dests = np.asarray(dests, np.int64)
     columns = tuple(c for c in st.STATE_COLUMNS if c in columns or c == "count")
@@ -181,13 +182,16 @@ def tier_rows(engine: Engine, dests: np.ndarray, lo: np.ndarray, hi: np.ndarray,
         idx = np.flatnonzero(keep)
         chunks.append(Rows(dests[at[idx]].astype(np.int32), got.ts[idx],
                            {c: got.columns[c][idx] for c in columns}))
+        if not latest:
+            continue
         chain = open_chains(streams, dests[mine], stream, w_lo, w_hi, columns)
         if len(chain):
             at = np.searchsorted(dests, chain.sids)
-            chain = chain.take(np.flatnonzero((chain.ts >= lo[at]) & (chain.ts <= hi[at])))
+            inside = ((chain.ts >= lo[at]) | (lo[at] <= 0)) & (chain.ts <= hi[at])
+            chain = chain.take(np.flatnonzero(inside))
         chunks.append(chain)
     rows = concat(chunks, columns)
-    if len(chunks) > 2 or len(chunks[-1]) or np.any(np.diff(rows.sids) < 0):
+    if len(chunks) > 2 or latest or np.any(np.diff(rows.sids) < 0):
         # Per destination its closed rows come in time order, then its chain's open
         # buckets (newer still): a stable sort by destination alone orders (dest, bucket).
         rows = rows.take(np.argsort(rows.sids, kind="stable"))

@@ -21,7 +21,7 @@ def test_set_list_apply_and_drop(client, db):
     got = client.get("/api/aggregate", params={"key": "old", "bucket": "1h",
                                                "aggregation": "max", "from": 0}).json()
     assert got["series"][0]["sources"][-1]["key"] == "old:1h"
-    assert [v for _, v in got["series"][0]["samples"]] == [359.0, 719.0]
+    assert got["series"][0]["values"] == [359.0, 719.0]
     client.post("/api/series", json={"key": "new", "labels": {"type": "t"}})
     assert db.exists("new:1m") and db.exists("new:1h")
     gone = client.delete("/api/policies/temps", params={"delete_tiers": "true"})

@@ -188,8 +188,10 @@ def test_aggregate_many_sensors_by_label(client, db, filled):
     assert [p["key"] for p in s1["sources"]] == ["s1:1h"]
     assert [p["key"] for p in s2["sources"]] == ["s2"]  # no tiers: raw
     for got in (s1, s2):
-        assert got["samples"] == [list(x) for x in db.range(
-            got["key"], got["from"], got["to"], aggregation_type="max", bucket_size_msec=HOUR)]
+        want = db.range(got["key"], got["from"], got["to"], aggregation_type="max",
+                        bucket_size_msec=HOUR)
+        assert got["timestamps"] == [t for t, _ in want]
+        assert got["values"] == [v for _, v in want]
     by_key = client.get("/api/aggregate", params=[("key", "s2"), ("bucket", "1h")]).json()
     assert [s["key"] for s in by_key["series"]] == ["s2"]
     assert client.get("/api/aggregate").status_code == 400

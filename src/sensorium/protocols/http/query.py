@@ -188,10 +188,12 @@ def router(db: Database) -> APIRouter:
         got = db.aggregate(key, time_param("from", from_, now, now - times.DAY_MS),
                            time_param("to", to, now, now), aggregation, bucket_ms,
                            filters=filter if not key else None, align=align, stitch=stitch)
+        # Columns, not [ts, value] pairs: numpy arrays go to JSON without a Python object
+        # per sample (a third of the reply time for 100 sensors x 720 hours).
         return JSON({"aggregation": aggregation, "bucket_ms": bucket_ms,
                      "series": [{"key": r["key"], "from": r["from"], "to": r["to"],
-                                 "sources": r["sources"], "samples": samples(_rows(r))}
-                                for r in got]})
+                                 "sources": r["sources"], "timestamps": r["timestamps"],
+                                 "values": r["values"]} for r in got]})
 
     @api.get("/api/latest", summary="TS.MGET: the newest sample of every matching series")
     def mget(filter: Filters = None, with_labels: bool = False,  # noqa: A002

@@ -139,12 +139,10 @@ def _columns(cmds: list[Command]
 
 def _has_ignore(db: Database, sids: np.ndarray) -> bool:
     """Whether a series among ``sids`` has an IGNORE filter (decided per write)."""
-    get = db.engine.registry.get
-    for sid in np.unique(sids[sids >= 0]).tolist():
-        meta = get(sid)
-        if meta.ignore_max_time_diff > 0 or meta.ignore_max_val_diff > 0:
-            return True
-    return False
+    ignoring = db.engine.registry.ignoring
+    if not ignoring:
+        return False
+    return bool(np.isin(sids, np.fromiter(ignoring, np.int64, len(ignoring))).any())
 
 
 def _sequential(db: Database, run: list[Command]) -> bytes:

@@ -1,0 +1,1 @@
+"""Client-side tools behind `sensorium generate`, `bench` and `stats` (see docs/tools.md)."""
