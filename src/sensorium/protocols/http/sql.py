@@ -10,6 +10,7 @@ DuckDB (``SqlEngine.json_rows``): tens of thousands of rows in milliseconds.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from fastapi import APIRouter
@@ -30,11 +31,18 @@ class SqlRequest(BaseModel):
 
 def router(db: Database) -> APIRouter:
     api = APIRouter(tags=["sql"])
-    engine = SqlEngine(db)
+    engines: list[SqlEngine] = []  # built on the first query: apps that never query skip it
+    lock = threading.Lock()
+
+    def engine() -> SqlEngine:
+        with lock:
+            if not engines:
+                engines.append(SqlEngine(db))
+            return engines[0]
 
     @api.post("/api/sql", summary="Run a SQL query over samples and tiers (DuckDB)")
     def sql(body: SqlRequest) -> Response:
-        result = engine.query(body.query)
+        result = engine().query(body.query)
         table = result.table
         reply: dict[str, Any] = {
             "columns": output.columns(table, result.types),
@@ -46,7 +54,7 @@ def router(db: Database) -> APIRouter:
         }
         head, tail = json.dumps(reply, separators=(",", ":"), ensure_ascii=False).split(
             '"rows":null', 1)
-        rows = engine.json_rows(result, body.max_rows)
+        rows = engine().json_rows(result, body.max_rows)
         return Response(f'{head}"rows":{rows}{tail}', media_type="application/json")
 
     return api
