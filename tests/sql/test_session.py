@@ -202,3 +202,41 @@ def test_odd_label_names_and_repeated_result_names(tmp_path):
         assert got.stats.series == {"samples": 2}
         twice = engine.query("SELECT 1 AS n, 2 AS n, 3 AS __i")
         assert json.loads(engine.json_rows(twice, 10)) == [[1, 2, 3]]
+
+
+def test_queries_run_while_a_writer_appends(tmp_path):
+    with sensorium.open(str(tmp_path / "db"), background=False) as db:
+        keys = np.array([f"s{i}" for i in range(20)], object)
+        db.create_many(list(keys), [{"zone": "AB"[i % 2]} for i in range(20)])
+        for k in keys:
+            db.create(f"{k}:1m")
+            db.createrule(k, f"{k}:1m", "avg", 60_000)
+        engine = SqlEngine(db)
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            t = 0
+            while not stop.is_set() and t < 2_000:
+                db.madd(keys, np.full(20, t * 1000), np.full(20, float(t)))
+                t += 1
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        seen = []
+        try:
+            for _ in range(15):
+                raw = engine.query("SELECT count(*) AS n FROM samples WHERE zone = 'A'")
+                tier = engine.query("SELECT sum(count) AS n FROM tier_1m WHERE zone = 'A'")
+                seen.append((raw.table.to_pylist()[0]["n"], tier.table.to_pylist()[0]["n"]))
+        except BaseException as exc:  # reported below, after the writer stops
+            errors.append(exc)
+        finally:
+            stop.set()
+            writer.join()
+        assert errors == []
+        counts = [n for n, _ in seen]
+        assert counts == sorted(counts) and all(n % 10 == 0 for n in counts)  # whole batches
+        final = engine.query("SELECT count(*) AS n FROM samples WHERE zone = 'A'").table
+        tier = engine.query("SELECT sum(count) AS n FROM tier_1m WHERE zone = 'A'").table
+        assert tier.to_pylist() == final.to_pylist()  # tiers hold every sample, open buckets too
