@@ -35,7 +35,6 @@ _OPTIONAL = re.compile(r"optional:\s*")
 _COMPARE = {"COMPARE_GREATERTHAN": ">", "COMPARE_GREATERTHANOREQUALTO": ">=",
             "COMPARE_LESSTHAN": "<", "COMPARE_LESSTHANOREQUALTO": "<=", "COMPARE_EQUAL": "="}
 _FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "="}
-_SCANS = ("SEQ_SCAN", "TABLE_SCAN")
 
 
 @dataclass(slots=True)
@@ -89,7 +88,7 @@ def plan_scans(cursor: duckdb.DuckDBPyConnection, query: str,
 def _walk(node: dict[str, Any], above: list[str],
           found: list[tuple[str, list[str], set[str] | None]]) -> None:
     info = node.get("extra_info", {})
-    if node.get("name") in _SCANS and "Table" in info:
+    if "Table" in info:  # a scan of a table, whatever DuckDB calls the operator
         filters = info.get("Filters", [])
         filters = [filters] if isinstance(filters, str) else list(filters)
         projected = info.get("Projections")
