@@ -32,6 +32,7 @@ import duckdb
 
 # DuckDB prints "optional: (…)" for filters that are hints implied by the others.
 _OPTIONAL = re.compile(r"optional:\s*")
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COMPARE = {"COMPARE_GREATERTHAN": ">", "COMPARE_GREATERTHANOREQUALTO": ">=",
             "COMPARE_LESSTHAN": "<", "COMPARE_LESSTHANOREQUALTO": "<=", "COMPARE_EQUAL": "="}
 _FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "="}
@@ -70,13 +71,16 @@ def plan_scans(cursor: duckdb.DuckDBPyConnection, query: str,
         for node in json.loads(text):
             _walk(node, [], found)
     series_cols = {c.lower() for c in label_columns} | {"key"}
+    # DuckDB prints column names bare in plans, even those that need quotes (``my-label``).
+    odd = sorted((c for c in label_columns if not _PLAIN.fullmatch(c) and '"' not in c),
+                 key=len, reverse=True)
     scans = []
     for table, filters, projected in found:
         if table not in schemas:
             continue
         scan = Scan(table, columns=projected)
         for text in filters:
-            conjuncts = _conjuncts(cursor, text)
+            conjuncts = _conjuncts(cursor, _requote(text, odd))
             if not conjuncts:
                 scan.columns = None  # a filter we cannot read may use any column
             for conj in conjuncts:
@@ -114,6 +118,16 @@ def _table_name(qualified: str) -> str:
 def _strip_optional(text: str) -> str:
     parts = text.split("'")  # even parts are outside string literals
     return "'".join(_OPTIONAL.sub("", p) if i % 2 == 0 else p for i, p in enumerate(parts))
+
+
+def _requote(text: str, names: list[str]) -> str:
+    """``text`` with the bare ``names`` (longest first) quoted, outside string literals."""
+    if not names:
+        return text
+    pattern = re.compile("(?<![\\w\"])(" + "|".join(re.escape(n) for n in names)
+                         + ")(?![\\w\"])")
+    parts = text.split("'")  # even parts are outside string literals
+    return "'".join(pattern.sub(r'"\1"', p) if i % 2 == 0 else p for i, p in enumerate(parts))
 
 
 def _parse(cursor: duckdb.DuckDBPyConnection, text: str) -> dict[str, Any] | None:
