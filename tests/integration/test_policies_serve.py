@@ -5,6 +5,8 @@ import time
 
 import httpx
 
+from sensorium import cli
+
 CONFIG = """
 [[policies]]
 name = "temperatures"
@@ -37,3 +39,17 @@ def test_config_policies_tier_new_sensors(serve_factory, tmp_path):
     assert httpx.get(srv.http_url + "/api/aggregate", params=query).json() == first
     policies = httpx.get(srv.http_url + "/api/policies").json()["policies"]
     assert [p["name"] for p in policies] == ["temperatures"]
+
+
+def test_policy_command_against_a_server(serve_factory, tmp_path, capsys):
+    srv = serve_factory(tmp_path / "data", resp=False)
+    assert httpx.post(srv.http_url + "/api/series",
+                      json={"key": "t0", "labels": {"type": "temperature"}}).is_success
+    policy = tmp_path / "p.json"
+    policy.write_text('{"name": "temps", "filter": ["type=temperature"], "preset": "seed"}')
+    cli.main(["policy", "set", str(policy), "--url", srv.http_url])
+    assert '"tiers_created": 3' in capsys.readouterr().out
+    cli.main(["policy", "list", "--url", srv.http_url])
+    assert '"temps"' in capsys.readouterr().out
+    cli.main(["policy", "drop", "temps", "--delete-tiers", "--url", srv.http_url])
+    assert httpx.get(srv.http_url + "/api/series").json()["keys"] == ["t0"]

@@ -7,7 +7,6 @@ import pytest
 
 import sensorium
 from sensorium import cli
-from sensorium.tools.bench import best_tier
 from sensorium.tools.generate import fleet
 
 
@@ -96,18 +95,35 @@ def test_bench_and_stats_on_an_empty_database(tmp_path, capsys):
     assert "series       0" in out and "none yet" in out and "none (no downsampling" in out
 
 
-def test_best_tier():
-    rules = [("a:1m", 60_000, "avg", 0), ("a:1h", 3_600_000, "max", 0),
-             ("a:p99", 3_600_000, "p99", 0), ("a:7m", 420_000, "avg", 0),
-             ("a:1h_off", 3_600_000, "avg", 1_800_000)]
-    assert best_tier(rules, 3_600_000) == "a:1h"  # states: a max tier answers avg exactly
-    assert best_tier(rules, 86_400_000) == "a:1h"
-    assert best_tier(rules, 60_000) == "a:1m"
-    assert best_tier(rules, 30_000) is None
-
-
 def test_mqtt_target_without_paho(monkeypatch, tmp_path):
     for name in ("paho", "paho.mqtt", "paho.mqtt.client"):
         monkeypatch.setitem(sys.modules, name, None)  # as if paho-mqtt were not installed
     with pytest.raises(SystemExit, match="mqtt target needs paho-mqtt: pip install paho-mqtt"):
         cli.main(["generate", "--target", "mqtt", "--quiet"])
+
+
+def test_policy_set_list_drop(tmp_path, capsys):
+    path = str(tmp_path / "db")
+    cli.main(["generate", "--data-dir", path, "--sensors", "10", "--days", "1", "--quiet"])
+    config = tmp_path / "policies.toml"
+    config.write_text('[[policies]]\nname = "temps"\nfilter = ["type=temperature"]\n'
+                      'preset = "seed"\n')
+    capsys.readouterr()
+    cli.main(["policy", "set", str(config), "--data-dir", path])
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert report["name"] == "temps" and report["tiers_created"] == 3 * report["series"] > 0
+    assert "policy temps [" in err and "100%" in err  # the progress bar
+    with sensorium.open(path) as db:
+        sensor = db.queryindex(["type=temperature"])[0]
+        got = db.aggregate([sensor], "-", "+", "avg", 86_400_000)
+        assert got[0]["sources"][-1]["key"] == f"{sensor}:1d"
+    cli.main(["policy", "list", "--data-dir", path])
+    assert [p["name"] for p in json.loads(capsys.readouterr().out)] == ["temps"]
+    with pytest.raises(SystemExit, match="no policy named 'other'"):
+        cli.main(["policy", "drop", "other", "--data-dir", path])
+    cli.main(["policy", "drop", "temps", "--delete-tiers", "--data-dir", path])
+    with sensorium.open(path) as db:
+        assert not db.exists(f"{sensor}:1m") and db.policies() == []
+    with pytest.raises(SystemExit, match="needs a file"):
+        cli.main(["policy", "set", "--data-dir", path])

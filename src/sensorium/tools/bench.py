@@ -25,7 +25,6 @@ from urllib.parse import quote
 import numpy as np
 
 from ..errors import SeriesNotFound
-from ..model import percentile_of
 from .sinks import SinkError
 
 HOUR_MS = 3_600_000
@@ -84,6 +83,12 @@ class EmbeddedTarget:
         return list(self.db.range(key, lo, hi, aggregation_type="avg",
                                   bucket_size_msec=bucket_ms, latest=latest))
 
+    def tiered(self, key: str, lo: int, hi: int, bucket_ms: int) -> tuple[Rows, str]:
+        """avg per bucket from the coarsest exact tier (the planner's choice), and its key."""
+        got = self.db.aggregate([key], lo, hi, "avg", bucket_ms, stitch=False)[0]
+        return (list(zip(got["timestamps"].tolist(), got["values"].tolist(), strict=True)),
+                got["sources"][-1]["key"] if got["sources"] else key)
+
     def seed(self, key: str, q: Question) -> Callable[[], Any] | None:
         return None
 
@@ -130,21 +135,17 @@ class HttpTarget:
         got = self._get(f"/api/series/{quote(key, safe='')}/range", **params)
         return [(int(t), math.nan if v is None else float(v)) for t, v in got["samples"]]
 
+    def tiered(self, key: str, lo: int, hi: int, bucket_ms: int) -> tuple[Rows, str]:
+        got = self._get("/api/aggregate", key=key, aggregation="avg", bucket=bucket_ms,
+                        stitch="false", **{"from": lo, "to": hi})["series"][0]
+        rows = [(int(t), math.nan if v is None else float(v))
+                for t, v in zip(got["timestamps"], got["values"], strict=True)]
+        return rows, got["sources"][-1]["key"] if got["sources"] else key
+
     def seed(self, key: str, q: Question) -> Callable[[], Any] | None:
         path = f"/api/sensors/{quote(key, safe='')}/{q.seed_view}"
         params = {"period": q.seed_period} if q.seed_period else {}
         return lambda: self._get(path, **params)
-
-
-def best_tier(rules: list[tuple[str, int, str, int]], bucket_ms: int) -> str | None:
-    """The coarsest destination whose bucket divides ``bucket_ms`` (aligned at 0, not a
-    percentile): the one that answers an avg per ``bucket_ms`` exactly with fewest rows."""
-    best: tuple[int, str] | None = None
-    for dest, b, agg, align in rules:
-        if b > 0 and bucket_ms % b == 0 and align % b == 0 and percentile_of(agg) is None:
-            if best is None or b > best[0]:
-                best = (b, dest)
-    return None if best is None else best[1]
 
 
 def _time(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
@@ -195,13 +196,12 @@ def run(target: Any, sensor: str | None, repeat: int) -> list[dict[str, Any]]:
             med, p90, raw = _time(lambda lo=lo, q=q: target.range(key, lo, end, q.bucket_ms),
                                   repeat)
             row.update(raw_ms=med, raw_p90_ms=p90, rows=len(raw))
-            tier = best_tier(rules, q.bucket_ms) if q.bucket_ms else None
-            if tier is not None:
-                med, p90, tiered = _time(
-                    lambda lo=lo, q=q, t=tier: target.range(t, lo, end, q.bucket_ms, True),
-                    repeat)
-                row.update(tier=tier, tier_ms=med, tier_p90_ms=p90, tier_rows=len(tiered),
-                           same=_same(raw, tiered))
+            if q.bucket_ms and rules:  # the planner's choice: the coarsest exact tier
+                med, p90, (tiered, tier) = _time(
+                    lambda lo=lo, q=q: target.tiered(key, lo, end, q.bucket_ms), repeat)
+                if tier != key:
+                    row.update(tier=tier, tier_ms=med, tier_p90_ms=p90, tier_rows=len(tiered),
+                               same=_same(raw, tiered))
         seed = target.seed(key, q)
         if seed is not None:
             med, p90, got = _time(seed, repeat)

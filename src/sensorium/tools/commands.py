@@ -1,4 +1,4 @@
-"""The ``generate``, ``bench`` and ``stats`` subcommands: arguments → tool calls → output.
+"""The ``generate``, ``bench``, ``stats`` and ``policy`` subcommands: arguments → output.
 
 ``cli.py`` calls :func:`add_parsers` and :func:`run`; everything else lives in the tool
 modules (``load``/``generate``/``sinks``, ``bench``, ``stats``). Errors a user can fix (a
@@ -24,13 +24,13 @@ from .load import load_history, run_live
 from .progress import human
 from .sinks import TARGETS, SinkError, open_sink
 
-COMMANDS = ("generate", "bench", "stats")
+COMMANDS = ("generate", "bench", "stats", "policy")
 DEFAULT_DATA_DIR = "./sensorium-data"  # the same default as ``sensorium serve``
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def add_parsers(sub: Any) -> None:
-    """Adds the three subcommands to ``sensorium``'s subparsers."""
+    """Adds the subcommands to ``sensorium``'s subparsers."""
     g = sub.add_parser(
         "generate", help="generate sensor data into the database or a running server",
         description="Temperature, humidity, pressure, vibration and energy sensors with daily "
@@ -81,6 +81,17 @@ def add_parsers(sub: Any) -> None:
                         "0 skips it)")
     s.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    p = sub.add_parser("policy", help="list, set or drop tier policies",
+                       description="Tier policies give every matching series raw retention "
+                                   "and chained tiers (docs/protocols/http.md#tier-policies).")
+    p.add_argument("action", choices=("list", "set", "drop"))
+    p.add_argument("target", nargs="?",
+                   help="set: a TOML file with [[policies]] or a JSON file; drop: a name")
+    p.add_argument("--delete-tiers", action="store_true",
+                   help="drop: also delete the tiers the policy made")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _source_args(p)
+
 
 def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help=f"an embedded database (default {DEFAULT_DATA_DIR} "
@@ -91,7 +102,8 @@ def _source_args(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     try:
-        {"generate": generate, "bench": bench, "stats": stats}[args.command](args)
+        {"generate": generate, "bench": bench, "stats": stats,
+         "policy": policy}[args.command](args)
     except (SinkError, SensoriumError, ValueError, OSError) as exc:
         raise SystemExit(f"sensorium {args.command}: {exc}") from None
 
@@ -214,6 +226,34 @@ def stats(args: argparse.Namespace) -> None:
     finally:
         (client or db).close()
     print(json.dumps(report, indent=2) if args.json else st.text(report))
+
+
+def policy(args: argparse.Namespace) -> None:
+    from . import policy as pol
+    if args.action in ("set", "drop") and not args.target:
+        raise ValueError(f"policy {args.action} needs a " +
+                         ("file" if args.action == "set" else "policy name"))
+    client, db = _open_source(args)
+    try:
+        if args.action == "list":
+            found = (client.get("/api/policies").json()["policies"] if client is not None
+                     else db.policies())
+            print(json.dumps(found, indent=2))
+        elif args.action == "set":
+            wanted = pol.read_policies(args.target)
+            done = (pol.set_remote(client, wanted) if client is not None
+                    else pol.set_embedded(db, wanted, args.quiet))
+            for report in done:
+                print(json.dumps(report))
+        elif client is not None:
+            reply = client.delete(f"/api/policies/{args.target}",
+                                  params={"delete_tiers": str(args.delete_tiers).lower()})
+            if reply.status_code != 200:
+                raise ValueError(reply.json().get("error", reply.text))
+        else:
+            db.drop_policy(args.target, delete_tiers=args.delete_tiers)
+    finally:
+        (client or db).close()
 
 
 __all__ = ["COMMANDS", "add_parsers", "human", "run"]
