@@ -1,5 +1,5 @@
-"""Command line: ``sensorium demo`` and ``sensorium serve``; ``generate``, ``bench`` and
-``stats`` are wired from ``tools/commands.py`` (``sql`` comes later)."""
+"""Command line: ``sensorium demo``, ``sensorium serve`` and ``sensorium sql``;
+``generate``, ``bench`` and ``stats`` are wired from ``tools/commands.py``."""
 
 from __future__ import annotations
 
@@ -106,6 +106,32 @@ def serve(args: argparse.Namespace) -> None:
         raise SystemExit(f"sensorium serve: {exc}") from None
 
 
+def sql(args: argparse.Namespace) -> None:
+    """Runs one SQL query on the database in ``--data-dir`` (embedded) and prints the result."""
+    from .sql import QueryError, SqlEngine, output
+
+    if not os.path.isdir(args.data_dir):
+        raise SystemExit(f"sensorium sql: no database in {args.data_dir}")
+    try:
+        db = sensorium.open(args.data_dir, background=False)
+    except sensorium.SensoriumError as exc:  # e.g. the directory is locked by a server
+        raise SystemExit(f"sensorium sql: {exc}") from None
+    with db:
+        try:
+            result = SqlEngine(db).query(args.query)
+        except QueryError as exc:
+            raise SystemExit(f"sensorium sql: {exc}") from None
+    table = result.table
+    if args.format == "csv":
+        print(output.to_csv(table), end="")
+    elif args.format == "json":
+        import json
+        print(json.dumps({"columns": output.columns(table, result.types),
+                          "rows": output.rows(table)}))
+    else:
+        print(output.to_text(table))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sensorium")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +151,10 @@ def main(argv: list[str] | None = None) -> None:
     p_serve.add_argument("--no-resp", action="store_true", help="do not start the RESP server")
     p_serve.add_argument("--config", help="TOML file: [server] and [database] tables "
                                           "(see docs/protocols/http.md)")
+    p_sql = sub.add_parser("sql", help="run a SQL query (DuckDB, docs/sql.md) on a database")
+    p_sql.add_argument("query", help='e.g. "SELECT key, avg(value) FROM samples GROUP BY key"')
+    p_sql.add_argument("--data-dir", default="./sensorium-data")
+    p_sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     tool_commands.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command in tool_commands.COMMANDS:
@@ -133,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
         demo(args.data_dir, args.sensors, args.minutes)
     elif args.command == "serve":
         serve(args)
+    elif args.command == "sql":
+        sql(args)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ...database import Database
 from ...errors import SensoriumError
 from .._errors import RequestError, http_error, influx_error
-from . import influx, policies, query, series, stats, write
+from . import influx, policies, query, series, sql, stats, write
 from .auth import TokenAuth
 from .body import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from .influx import VERSION
@@ -109,6 +109,7 @@ def create_app(db: Database, options: HttpOptions | None = None) -> FastAPI:
     app.include_router(query.router(db))
     app.include_router(series.router(db))
     app.include_router(policies.router(db))
+    app.include_router(sql.router(db))
     app.include_router(influx.router())
     app.include_router(stats.router(db))
     app.add_exception_handler(SensoriumError, _on_error)
