@@ -32,6 +32,7 @@ from .table import Rows, concat
 
 if TYPE_CHECKING:
     from .db import Engine, Rule
+    from .rollup import Streams
 
 ALL = (0, 2**62)
 _FAR = 2**62
@@ -71,34 +72,47 @@ def _states_rows(engine: Engine, rule: Rule, min_ts: int, max_ts: int, latest: b
         # sample, as in RedisTimeSeries), taken as the one before the open bucket.
         rows = rows.take(np.flatnonzero(rows.ts >= opened - rule.bucket_ms - ret))
     if latest:  # the open bucket, with what the finer streams of a chain hold for it
-        stream64 = stream.astype(np.int64)
-        chain = open_chains(shard.streams, stream64, stream64, min_ts, max_ts)
-        if len(chain):
-            b = (chain.ts - rule.align_ms) // rule.bucket_ms * rule.bucket_ms + rule.align_ms
-            starts = st.group_starts(b)
-            merged = st.reduce_states(dict(chain.columns), starts)
-            rows = concat([rows, Rows(chain.sids[starts], b[starts], merged)],
+        _, bucket, states = open_buckets(shard.streams, stream)
+        inside = (bucket <= max_ts) & ((bucket >= min_ts) | (min_ts <= 0))
+        if inside.any():
+            rows = concat([rows, Rows(np.full(int(inside.sum()), rule.stream, np.int32),
+                                      bucket[inside], {k: v[inside] for k, v in states.items()})],
                           st.STATE_COLUMNS)
     return rows
 
 
-def open_chains(streams, dests: np.ndarray, stream: np.ndarray, lo: int, hi: int,  # type: ignore[no-untyped-def]
-                columns: tuple[str, ...] = st.STATE_COLUMNS) -> Rows:
-    """The open buckets of each destination's stream and of the finer streams it is built
-    from, as state rows of the destination (empty open buckets left out)."""
-    owner, chain = [], []
-    for d, s in zip(dests.tolist(), stream.tolist(), strict=True):
-        for c in streams._chain(s):
-            owner.append(d)
-            chain.append(c)
-    owner_a = np.array(owner, np.int32)
-    chain_a = np.array(chain, np.int64)
-    ob = streams.open_bucket[chain_a]
-    ok = (ob != EMPTY_TS) & (streams.open["count"][chain_a] > 0) & (ob <= hi) & \
-        ((ob >= lo) | (lo <= 0))
-    chain_a, owner_a = chain_a[ok], owner_a[ok]
-    return Rows(owner_a, streams.open_bucket[chain_a].copy(),
-                {k: streams.open[k][chain_a] for k in columns})
+def open_buckets(streams: Streams, ids: np.ndarray,
+                 columns: tuple[str, ...] = st.STATE_COLUMNS
+                 ) -> tuple[np.ndarray, np.ndarray, st.States]:
+    """Buckets of streams ``ids`` not closed yet: (index into ``ids``, bucket, states).
+
+    A stream built on a finer stream has not received its input's open bucket yet (the 1 h
+    tier lacks the current minute): that bucket is merged in here, recursively down the
+    chain, so the newest buckets of every tier hold all samples, as the raw data does. Rows
+    are sorted by (index, bucket); an index may have two (its own open bucket, and the next
+    one its input has started). ``columns``: the state columns wanted (``count`` always).
+    """
+    ids = np.asarray(ids, np.int64)
+    columns = tuple(c for c in st.STATE_COLUMNS if c in columns or c == "count")
+    count = streams.open["count"][ids]
+    own = np.flatnonzero((streams.open_bucket[ids] != EMPTY_TS) & (count > 0))
+    idx, bucket = own, streams.open_bucket[ids][own]
+    states = {k: streams.open[k][ids[own]] for k in columns}
+    chained = np.flatnonzero(streams.from_stream[ids])
+    if len(chained) == 0:
+        return idx, bucket, states
+    sub, sub_bucket, sub_states = open_buckets(streams, streams.source[ids[chained]], columns)
+    parent = chained[sub]
+    dur, align = streams.bucket_ms[ids[parent]], streams.align_ms[ids[parent]]
+    idx = np.concatenate([idx, parent])
+    bucket = np.concatenate([bucket, (sub_bucket - align) // dur * dur + align])
+    states = {k: np.concatenate([states[k], sub_states[k]]) for k in columns}
+    # Stable: within a bucket a stream's own state (older samples) stays before its input's.
+    order = np.lexsort((bucket, idx))
+    idx, bucket = idx[order], bucket[order]
+    starts = st.group_starts((idx.astype(np.int64) << 32) ^ (bucket - bucket.min()))
+    merged = st.reduce_states({k: v[order] for k, v in states.items()}, starts)
+    return idx[starts], bucket[starts], merged
 
 
 def _open_row(engine: Engine, rule: Rule) -> Rows:

@@ -24,7 +24,7 @@ from ..model import percentile_of
 from . import planner, query
 from . import states as st
 from .query import Aggregation
-from .read import open_chains, raw_rows
+from .read import open_buckets, raw_rows
 from .series import EMPTY_TS
 from .table import Rows, concat
 
@@ -151,7 +151,7 @@ def tier_rows(engine: Engine, dests: np.ndarray, lo: np.ndarray, hi: np.ndarray,
               columns: tuple[str, ...] = st.STATE_COLUMNS, latest: bool = True) -> Rows:
     """Bucket states of tiers in their windows, as rows of the destinations (sid =
     destination), sorted by (destination, bucket): the closed buckets their retention still
-    shows, then the open buckets of each one's chain.
+    shows, then its open buckets (``read.open_buckets``: the chain's included).
 
     Args:
         dests: sorted rule destinations, one per stream; ``lo``/``hi`` their windows.
@@ -184,12 +184,11 @@ def tier_rows(engine: Engine, dests: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                            {c: got.columns[c][idx] for c in columns}))
         if not latest:
             continue
-        chain = open_chains(streams, dests[mine], stream, w_lo, w_hi, columns)
-        if len(chain):
-            at = np.searchsorted(dests, chain.sids)
-            inside = ((chain.ts >= lo[at]) | (lo[at] <= 0)) & (chain.ts <= hi[at])
-            chain = chain.take(np.flatnonzero(inside))
-        chunks.append(chain)
+        o, bucket, states = open_buckets(streams, stream, columns)
+        at = mine[o]
+        inside = np.flatnonzero(((bucket >= lo[at]) | (lo[at] <= 0)) & (bucket <= hi[at]))
+        chunks.append(Rows(dests[at[inside]].astype(np.int32), bucket[inside],
+                           {k: v[inside] for k, v in states.items()}))
     rows = concat(chunks, columns)
     if len(chunks) > 2 or latest or np.any(np.diff(rows.sids) < 0):
         # Per destination its closed rows come in time order, then its chain's open

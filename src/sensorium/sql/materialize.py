@@ -20,10 +20,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..engine import read
-from ..engine import states as st
-from ..engine.rollup import Streams
 from ..engine.series import EMPTY_TS
-from ..engine.states import STATE_COLUMNS, States
+from ..engine.states import STATE_COLUMNS
 from ..engine.table import Rows, concat
 from .catalog import Catalog, TierStreams
 
@@ -124,7 +122,7 @@ def _shard_states(engine: Engine, streams: TierStreams, mine: np.ndarray, number
     if not keep.all():
         closed = closed.take(np.flatnonzero(keep))
     at = np.searchsorted(ids, closed.sids)
-    o, open_ts, states = _open_buckets(shard.streams, ids)
+    o, open_ts, states = read.open_buckets(shard.streams, ids)
     inside = (open_ts <= max_ms) & ((open_ts >= min_ms) | (min_ms <= 0))
     o, open_ts = o[inside], open_ts[inside]
     opened = Rows(ids[o].astype(np.int32), open_ts, {k: states[k][inside] for k in wanted})
@@ -142,35 +140,6 @@ def _shard_states(engine: Engine, streams: TierStreams, mine: np.ndarray, number
         rows, at, flag = rows.take(idx), at[idx], flag[idx]
     rows.columns["closed"] = flag
     return rows, streams.series[mine][at]
-
-
-def _open_buckets(streams: Streams, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, States]:
-    """Buckets of streams ``ids`` not closed yet: (index into ``ids``, bucket, states).
-
-    A stream built on a finer stream has not received its input's open bucket yet (the
-    1 h tier lacks the current minute): that bucket is merged in here, recursively down the
-    chain, so the newest buckets of every tier hold all samples, as the raw data does. Rows
-    are sorted by (index, bucket); an index may have two (its own open bucket, and the
-    next one its input has started).
-    """
-    count = streams.open["count"][ids]
-    own = np.flatnonzero((streams.open_bucket[ids] != EMPTY_TS) & (count > 0))
-    idx, bucket = own, streams.open_bucket[ids][own]
-    states = {k: streams.open[k][ids[own]] for k in STATE_COLUMNS}
-    chained = np.flatnonzero(streams.from_stream[ids])
-    if len(chained) == 0:
-        return idx, bucket, states
-    sub, sub_bucket, sub_states = _open_buckets(streams, streams.source[ids[chained]])
-    parent = chained[sub]
-    dur, align = streams.bucket_ms[ids[parent]], streams.align_ms[ids[parent]]
-    idx = np.concatenate([idx, parent])
-    bucket = np.concatenate([bucket, (sub_bucket - align) // dur * dur + align])
-    states = {k: np.concatenate([states[k], sub_states[k]]) for k in STATE_COLUMNS}
-    order = np.lexsort((states["first_ts"], bucket, idx))
-    idx, bucket = idx[order], bucket[order]
-    starts = st.group_starts((idx.astype(np.int64) << 32) ^ (bucket - bucket.min()))
-    merged = st.reduce_states({k: v[order] for k, v in states.items()}, starts)
-    return idx[starts], bucket[starts], merged
 
 
 def _tier_table(cat: Catalog, rows: Rows, pos: np.ndarray) -> pa.Table:
