@@ -355,3 +355,14 @@ def test_a_deleted_series_stays_deleted_when_its_key_comes_back_after_a_restart(
     with sensorium.open(path, background=False) as db:
         db.madd(["d"], [0], [5.0])
         assert db.range("d", "-", "+") == [(0, 5.0)]
+
+
+def test_range_columns_are_range_as_arrays(db):
+    db.madd(["c"] * 5, [1, 2, 3, 4, 5], [1.0, 2.0, 3.0, 4.0, 5.0])
+    ts, values = db.range_columns("c", "-", "+")
+    assert list(zip(ts.tolist(), values.tolist(), strict=True)) == db.range("c", "-", "+")
+    ts, values = db.range_columns("c", 0, 10, aggregation_type="sum", bucket_size_msec=2)
+    assert list(zip(ts.tolist(), values.tolist(), strict=True)) == db.range(
+        "c", 0, 10, aggregation_type="sum", bucket_size_msec=2)
+    with pytest.raises(TypeError, match="unknown range option"):
+        db.range_columns("c", "-", "+", agregation_type="sum")

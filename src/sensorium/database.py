@@ -336,14 +336,26 @@ class Database:
                            bucket_size_msec, filter_by_ts, filter_by_min_value,
                            filter_by_max_value, align, latest, bucket_timestamp, empty)
 
+    def range_columns(self, key: str, from_time: int | str, to_time: int | str,
+                      **options: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``range`` as numpy columns ``(timestamps int64, values float64)``: the same
+        answer without a Python tuple per sample (a third of a 1-hour read's time). Takes
+        ``range``'s keyword options (``aggregation_type``, ``bucket_size_msec``, …)."""
+        series = self._series(key, from_time, to_time, False, *_options(options))
+        return series.ts, series.values
+
     def _range(self, key: str, from_time: int | str, to_time: int | str, reverse: bool,
                *args: Any) -> list[tuple[int, float]]:
+        series = self._series(key, from_time, to_time, reverse, *args)
+        return list(zip(series.ts.tolist(), series.values.tolist(), strict=True))
+
+    def _series(self, key: str, from_time: int | str, to_time: int | str, reverse: bool,
+                *args: Any) -> Any:
         eng = self.engine
         with eng.lock:
             sid = eng.registry.sid(key)
             lo, hi, opts = _range_options(from_time, to_time, reverse, *args)
-            series = read.multi_range(eng, np.array([sid]), lo, hi, opts)[0]
-        return list(zip(series.ts.tolist(), series.values.tolist(), strict=True))
+            return read.multi_range(eng, np.array([sid]), lo, hi, opts)[0]
 
     def mrange(self, from_time: int | str, to_time: int | str, filters: list[str],
                count: int | None = None, aggregation_type: str | None = None,
@@ -621,6 +633,19 @@ def _raise_first(res: AppendResult) -> None:
     if code == Status.NOT_FOUND:
         raise SeriesNotFound()
     raise _ERRORS.get(code, InvalidSampleError)(MESSAGES[code])
+
+
+_RANGE_KEYWORDS = ("count", "aggregation_type", "bucket_size_msec", "filter_by_ts",
+                   "filter_by_min_value", "filter_by_max_value", "align", "latest",
+                   "bucket_timestamp", "empty")
+
+
+def _options(options: dict[str, Any]) -> list[Any]:
+    """``range``'s keyword options in ``_range_options``' order."""
+    unknown = set(options) - set(_RANGE_KEYWORDS)
+    if unknown:
+        raise TypeError(f"unknown range option(s): {sorted(unknown)}")
+    return [options.get(k) for k in _RANGE_KEYWORDS]
 
 
 def _range_options(from_time: int | str, to_time: int | str, reverse: bool,

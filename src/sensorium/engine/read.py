@@ -57,6 +57,12 @@ class RangeOptions:
     latest: bool = False
 
 
+def _plain(opts: RangeOptions) -> bool:
+    """No option that changes a raw series' samples (LATEST only concerns tiers)."""
+    return (opts.aggregation is None and opts.filter_ts is None and opts.min_value is None
+            and opts.count is None and not opts.reverse)
+
+
 def _states_rows(engine: Engine, rule: Rule, min_ts: int, max_ts: int, latest: bool) -> Rows:
     """Visible bucket states of a destination, oldest first (open bucket with ``latest``).
 
@@ -207,6 +213,9 @@ def _filter(rows: Rows, opts: RangeOptions) -> Rows:
 def multi_range(engine: Engine, sids: np.ndarray, min_ts: int, max_ts: int,
                 opts: RangeOptions) -> list[Series]:
     """TS.RANGE over many series; raw series are read and aggregated in one vectorised pass."""
+    if len(sids) == 1 and _plain(opts) and int(sids[0]) not in engine.rules:
+        rows = raw_rows(engine, np.asarray(sids, np.int32), min_ts, max_ts)  # the common read
+        return [Series(int(sids[0]), rows.ts, rows.columns["value"])]
     sids = np.unique(np.asarray(sids, np.int32))
     is_dest = np.isin(sids, np.fromiter(engine.rules, np.int64, len(engine.rules)))
     out: dict[int, Series] = {}
