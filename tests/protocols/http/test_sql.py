@@ -44,4 +44,5 @@ def test_bad_queries_are_400_with_duckdb_message(client, db):
     assert r.status_code == 400 and r.json()["field"] == "max_rows"
     r = client.post("/api/sql", json={})
     assert r.status_code == 400 and "Field required" in r.json()["error"]
+    assert r.json()["field"] == "query"  # the body field, not dropped as a location
     assert client.post("/api/sql", json={"query": "SELECT 1 AS a"}).json()["rows"] == [[1]]

@@ -89,7 +89,10 @@ async def _on_validation(request: Request, exc: Exception) -> Response:
     """FastAPI's 422 becomes a 400 naming the first offending parameter or body field."""
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
-    where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    loc = list(first.get("loc", ()))
+    if loc and loc[0] in ("body", "query", "path", "header"):  # where it was, not its name
+        loc = loc[1:]
+    where = [str(p) for p in loc]
     name = ".".join(where) or None
     return _reply(request, RequestError(400, f"invalid {name or 'request'}: "
                                              f"{first.get('msg', 'invalid')}", field=name))
