@@ -31,6 +31,7 @@ from .database import Database
 from .model import DuplicatePolicy
 from .protocols.http.app import HttpOptions, create_app
 from .protocols.http.body import DEFAULT_MAX_BODY_BYTES
+from .protocols.mqtt.options import MqttOptions, mqtt_options
 from .protocols.resp.server import serve_resp
 
 log = logging.getLogger("sensorium.server")
@@ -52,6 +53,7 @@ class ServerOptions:
         token: when set, required by HTTP (see ``protocols/http/auth.py``) and by RESP (AUTH).
         max_body_bytes: largest HTTP request body.
         database: the engine's options.
+        mqtt: the MQTT subscriber (``[mqtt]`` table, docs/protocols/mqtt.md); None: off.
     """
 
     data_dir: str = "./sensorium-data"
@@ -61,6 +63,7 @@ class ServerOptions:
     token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     database: DatabaseOptions = field(default_factory=DatabaseOptions)
+    mqtt: MqttOptions | None = None
 
 
 _SERVER_KEYS = ("data_dir", "host", "http_port", "resp_port", "token", "max_body_bytes")
@@ -69,22 +72,26 @@ _SERVER_KEYS = ("data_dir", "host", "http_port", "resp_port", "token", "max_body
 def load_config(path: str) -> ServerOptions:
     """Reads a TOML file: top-level ``[server]`` keys (see ``ServerOptions``) and a
     ``[database]`` table of ``DatabaseOptions`` fields. ``resp_port = false`` disables RESP.
+    An ``[mqtt]`` table turns the MQTT subscriber on (``protocols/mqtt/options.py``).
 
     Raises:
         ValueError: an unknown table or key, or a value of the wrong kind (the message names it).
     """
     with open(path, "rb") as f:
         doc = tomllib.load(f)
-    unknown = set(doc) - {"server", "database"}
+    unknown = set(doc) - {"server", "database", "mqtt"}
     if unknown:
-        raise ValueError(f"{path}: unknown table(s) {sorted(unknown)} (use [server], [database])")
+        raise ValueError(f"{path}: unknown table(s) {sorted(unknown)} "
+                         "(use [server], [database], [mqtt])")
     server = dict(doc.get("server", {}))
     bad = set(server) - set(_SERVER_KEYS)
     if bad:
         raise ValueError(f"{path}: unknown [server] key(s) {sorted(bad)}; known: {_SERVER_KEYS}")
     if server.get("resp_port") is False:
         server["resp_port"] = None
-    return ServerOptions(**server, database=database_options(doc.get("database", {}), path))
+    mqtt = mqtt_options(doc["mqtt"], path) if "mqtt" in doc else None
+    return ServerOptions(**server, database=database_options(doc.get("database", {}), path),
+                         mqtt=mqtt)
 
 
 def database_options(table: dict[str, Any], where: str = "config") -> DatabaseOptions:
@@ -153,6 +160,7 @@ async def serve(db: Database, options: ServerOptions,
         await http_task  # startup failed: raise its error
         raise RuntimeError("the HTTP server stopped during startup")
     resp = None
+    mqtt = _start_mqtt(db, options, app)
     try:
         http_port = sock.getsockname()[1]
         announce(f"http {_url('http', options.host, http_port)} (API docs at /docs)")
@@ -160,12 +168,17 @@ async def serve(db: Database, options: ServerOptions,
             resp = await serve_resp(db, options.host, options.resp_port, password=options.token)
             resp_port = resp.sockets[0].getsockname()[1]
             announce(f"resp {_url('redis', options.host, resp_port)}")
+        if mqtt is not None:
+            announce(f"mqtt {mqtt.options.host}:{mqtt.options.port} "
+                     f"({', '.join(s.topic_filter for s in mqtt.options.subscriptions)})")
         announce("ready")
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({stopped, http_task}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
     finally:
         log.info("shutting down")
+        if mqtt is not None:  # written and acknowledged before the database closes
+            await asyncio.to_thread(mqtt.stop)
         if resp is not None:
             resp.close()
             with contextlib.suppress(asyncio.TimeoutError):  # idle clients may hold on
@@ -174,6 +187,19 @@ async def serve(db: Database, options: ServerOptions,
         await http_task
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def _start_mqtt(db: Database, options: ServerOptions, app: Any) -> Any:
+    """Starts the MQTT subscriber when configured and mounts ``GET /api/mqtt``."""
+    if options.mqtt is None:
+        return None
+    from .protocols.mqtt import status
+    from .protocols.mqtt.subscriber import Subscriber
+
+    subscriber = Subscriber(db, options.mqtt)
+    app.include_router(status.router(subscriber))
+    subscriber.start()
+    return subscriber
 
 
 def run(options: ServerOptions) -> None:
