@@ -144,6 +144,7 @@ def mqtt_options(table: Mapping[str, Any], where: str = "config") -> MqttOptions
             table.get("protocol"), bool):
         table["protocol"] = str(table["protocol"])  # protocol = 5
     _check(table, _KINDS, f"{where}: [mqtt]")
+    given = "subscriptions" in table
     subs = []
     for i, sub in enumerate(table.pop("subscriptions", None) or []):
         at = f"{where}: [[mqtt.subscriptions]] #{i + 1}"
@@ -159,7 +160,7 @@ def mqtt_options(table: Mapping[str, Any], where: str = "config") -> MqttOptions
             subs.append(Subscription(**sub))
         except ValueError as exc:
             raise ValueError(f"{at}: {exc}") from None
-    if subs:
+    if given:
         table["subscriptions"] = tuple(subs)
     try:
         return MqttOptions(**table)

@@ -245,9 +245,11 @@ def _load(payload: bytes) -> tuple[Any, str | None]:
     def constant(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
     try:
-        return json.loads(payload, parse_constant=constant), None
+        text = payload.decode()
     except UnicodeDecodeError:
         return None, "payload is not UTF-8"
+    try:
+        return json.loads(text, parse_constant=constant), None
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
     except (ValueError, RecursionError) as exc:
