@@ -106,22 +106,27 @@ class BatchingClient(paho.Client):
         got: list[Message] = []
         pos, n = 0, len(buf)
         rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        new = tuple.__new__  # a Message without NamedTuple's Python-level __new__
         while n - pos >= 2:
             cmd = buf[pos]
-            length, mult, i, complete = 0, 1, pos + 1, False
-            while i < n:  # remaining length: 1 to 4 bytes, 7 bits each
-                byte = buf[i]
-                length += (byte & 0x7F) * mult
-                mult <<= 7
-                i += 1
-                if not byte & 0x80:
-                    complete = True
-                    break
-                if i - pos > 4:
-                    log.error("malformed packet length from the broker")
-                    return MQTTErrorCode.MQTT_ERR_PROTOCOL
-            if not complete:
-                break  # the length itself is still incomplete
+            length = buf[pos + 1]
+            i = pos + 2
+            if length & 0x80:  # remaining length: 1 to 4 bytes, 7 bits each
+                length &= 0x7F
+                shift, complete = 7, False
+                while i < n:
+                    byte = buf[i]
+                    length |= (byte & 0x7F) << shift
+                    shift += 7
+                    i += 1
+                    if not byte & 0x80:
+                        complete = True
+                        break
+                    if i - pos > 4:
+                        log.error("malformed packet length from the broker")
+                        return MQTTErrorCode.MQTT_ERR_PROTOCOL
+                if not complete:
+                    break  # the length itself is still incomplete
             end = i + length
             if end > n:
                 break  # wait for the rest of the packet
@@ -144,7 +149,7 @@ class BatchingClient(paho.Client):
                         if not byte & 0x80:
                             break
                     j += plen
-                got.append(Message(topic, bytes(buf[j:end]), mid, qos, generation))
+                got.append(new(Message, (topic, bytes(buf[j:end]), mid, qos, generation)))
             else:
                 if got:  # keep the order of deliveries and other packets
                     self._deliver(got)

@@ -42,6 +42,8 @@ class Message(NamedTuple):
 class _Topic(NamedTuple):
     sub: int  # index of the subscription
     resolved: Resolved
+    json: bool  # the subscription's format is JSON
+    plain: bool  # the key is exactly {sensor_id}: a reading's own sensor_id is the key
 
 
 class Router:
@@ -71,7 +73,8 @@ class Router:
         reasons = []
         for i, route in enumerate(self.routes):
             try:
-                return _Topic(i, route.resolve(topic))
+                return _Topic(i, route.resolve(topic), self.subscriptions[i].format == "json",
+                              route.key_is_field == SENSOR_ID)
             except TopicError as exc:
                 reasons.append(str(exc))
         return reasons[0] if len(reasons) == 1 else (
@@ -99,20 +102,17 @@ class Columns:
 def to_columns(messages: Sequence[Message], router: Router, now_ms: int) -> Columns:
     """Parses one flush of messages (pure apart from the router's cache)."""
     errors: list[payload.PayloadError] = []
-    json_msgs: list[int] = []
+    resolve, cache = router.resolve, router._cache
+    found = [cache.get(m.topic) or resolve(m.topic) for m in messages]
+    topics: list[_Topic | None] = [None if t.__class__ is str else t for t in found]  # type: ignore[misc]
+    json_msgs = [i for i, t in enumerate(topics) if t is not None and t.json]
     line_groups: dict[bytes, list[int]] = {}
-    topics: list[_Topic | None] = []
-    for i, m in enumerate(messages):
-        t = router.resolve(m.topic)
-        if isinstance(t, str):
-            errors.append(payload.PayloadError(i, UNKNOWN_TOPIC, t))
-            topics.append(None)
-            continue
-        topics.append(t)
-        if router.subscriptions[t.sub].format == "json":
-            json_msgs.append(i)
-        else:
-            line_groups.setdefault(m.topic, []).append(i)
+    if len(json_msgs) < len(messages):
+        for i, t in enumerate(found):
+            if isinstance(t, str):
+                errors.append(payload.PayloadError(i, UNKNOWN_TOPIC, t))
+            elif not t.json:
+                line_groups.setdefault(messages[i].topic, []).append(i)
     parts = []
     if json_msgs:
         parts.append(_json(messages, json_msgs, topics, router, now_ms, errors))
@@ -155,9 +155,9 @@ def _json(messages: Sequence[Message], idx: list[int], topics: list[_Topic | Non
                   for e in rows.errors)
     msg = where[rows.msg]
     # Per message of this part: the topic's key, and whether the key is the sensor_id itself.
-    topic_key = np.array([topics[i].resolved.key for i in idx], object)  # type: ignore[union-attr]
-    plain = np.array([router.routes[topics[i].sub].key_is_field == SENSOR_ID  # type: ignore[union-attr]
-                      for i in idx], bool)
+    mine = [topics[i] for i in idx]
+    topic_key = np.array([t.resolved.key for t in mine], object)  # type: ignore[union-attr]
+    plain = np.array([t.plain for t in mine], bool)  # type: ignore[union-attr]
     keys = topic_key[rows.msg]
     own = np.flatnonzero(np.not_equal(rows.sensor_id, None))
     if len(own):

@@ -93,22 +93,21 @@ def parse_json(payloads: Sequence[bytes], now_ms: int) -> Rows:
         payloads: message payloads, in arrival order.
         now_ms: timestamp of readings without one (the time of receipt).
     """
-    numbers: list[int] = []
-    objects: list[int] = []
-    lists: list[int] = []
-    slow: list[int] = []
-    for i, p in enumerate(payloads):
-        first = p[:1]
-        if b"\n" in p or b"\r" in p:
-            slow.append(i)  # the fast path reads one message per line
-        elif first == b"{":
-            objects.append(i)
-        elif first == b"[":
-            lists.append(i)
-        elif first and first in b"-0123456789":
-            numbers.append(i)
-        else:
-            slow.append(i)
+    if not payloads:
+        return Rows()
+    # Classified by first byte, vectorised; the fast path reads one message per line.
+    first = np.frombuffer(b"".join([p[:1] or b" " for p in payloads]), np.uint8)
+    blob = b"\n".join(payloads)
+    if blob.count(b"\n") != len(payloads) - 1 or b"\r" in blob:
+        multiline = np.array([b"\n" in p or b"\r" in p for p in payloads], bool)
+    else:
+        multiline = np.zeros(len(payloads), bool)
+    digit = ((first >= ord("0")) & (first <= ord("9"))) | (first == ord("-"))
+    objects = np.flatnonzero((first == ord("{")) & ~multiline).tolist()
+    lists = np.flatnonzero((first == ord("[")) & ~multiline).tolist()
+    numbers = np.flatnonzero(digit & ~multiline).tolist()
+    slow = np.flatnonzero(~(digit | (first == ord("{")) | (first == ord("["))) | multiline
+                          ).tolist()
     parts: list[Rows] = []
     for group, fast in ((numbers, _fast_numbers), (objects, _fast_objects),
                         (lists, _fast_lists)):
