@@ -120,3 +120,16 @@ def test_line_protocol_errors_name_their_message_and_line():
     assert batch.ts_ms.tolist() == [1000, 2000, 3000]
     assert [(e.msg, e.reason, e.message.split(":")[0]) for e in errors] == [
         (1, "invalid_line", "line 1"), (2, "invalid_line", "line 3")]
+
+
+def test_columns_form():
+    r = parse_json([b'{"sensor_id": "s1", "timestamps": [1, 2], "values": [1.5, 2], "unit": "C"}',
+                    b'{"timestamps": [1], "values": ["x"]}', b'{"values": [1]}',
+                    b'{"timestamps": [1, 2], "values": [1]}', b'{"value": 3, "timestamp": 7}'],
+                   NOW)
+    assert rows(r) == [(0, "s1", 1, 1.5), (0, "s1", 2, 2.0), (4, None, 7, 3.0)]
+    assert r.labels == {0: {"unit": "C"}, 1: {"unit": "C"}}
+    assert [(e.msg, e.message) for e in r.errors] == [
+        (1, "values must be an array of finite numbers"),
+        (2, "timestamps must be an array of epoch milliseconds"),
+        (3, "timestamps must be an array as long as values (1)")]

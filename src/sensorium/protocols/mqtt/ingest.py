@@ -106,13 +106,13 @@ def to_columns(messages: Sequence[Message], router: Router, now_ms: int) -> Colu
     found = [cache.get(m.topic) or resolve(m.topic) for m in messages]
     topics: list[_Topic | None] = [None if t.__class__ is str else t for t in found]  # type: ignore[misc]
     json_msgs = [i for i, t in enumerate(topics) if t is not None and t.json]
-    line_groups: dict[bytes, list[int]] = {}
+    line_groups: dict[int, list[int]] = {}  # by subscription (its precision)
     if len(json_msgs) < len(messages):
         for i, t in enumerate(found):
             if isinstance(t, str):
                 errors.append(payload.PayloadError(i, UNKNOWN_TOPIC, t))
             elif not t.json:
-                line_groups.setdefault(messages[i].topic, []).append(i)
+                line_groups.setdefault(t.sub, []).append(i)
     parts = []
     if json_msgs:
         parts.append(_json(messages, json_msgs, topics, router, now_ms, errors))
@@ -199,18 +199,33 @@ def _json(messages: Sequence[Message], idx: list[int], topics: list[_Topic | Non
 
 def _lines(messages: Sequence[Message], idx: list[int], topics: list[_Topic | None],
            router: Router, now_ms: int, errors: list[payload.PayloadError]) -> _Part:
-    t = topics[idx[0]]
-    assert t is not None
-    sub = router.subscriptions[t.sub]
+    """The line-protocol messages of one subscription, parsed as one body."""
+    t0 = topics[idx[0]]
+    assert t0 is not None
+    sub = router.subscriptions[t0.sub]
     batch, errs = payload.parse_lines([messages[i].payload for i in idx], sub.precision, now_ms)
     errors.extend(payload.PayloadError(idx[e.msg], e.reason, e.message) for e in errs)
-    # The message of each row is not tracked by the parser; rows are attributed to the
-    # group's first message (only used to name a refused row in the log).
+    # The parser does not say which message a row came from; rows are attributed to the
+    # first message (used only to name a refused row's topic in the log).
     msg = np.full(len(batch.keys), idx[0], np.int64)
+    topic_of: dict[str, int] = {}
 
     def find(key: str) -> dict[str, str] | None:
         own = batch.labels.get(key)
-        return None if own is None else {**t.resolved.labels, **own}
+        if own is None:
+            return None
+        if not topic_of:  # new series: which topic brought each key (parsed per topic)
+            by_topic: dict[bytes, list[int]] = {}
+            for i in idx:
+                by_topic.setdefault(messages[i].topic, []).append(i)
+            for group in by_topic.values():
+                keys, _ = payload.parse_lines([messages[i].payload for i in group],
+                                              sub.precision, now_ms)
+                for k in keys.keys.tolist():
+                    topic_of.setdefault(k, group[0])
+        t = topics[topic_of.get(key, idx[0])]
+        assert t is not None
+        return {**t.resolved.labels, **own}
 
     return batch.keys, batch.ts_ms, batch.values, msg, find
 

@@ -4,9 +4,10 @@ Pure: lists of payload bytes in, columns out, with one row per reading and the i
 message it came from; no sockets, no engine. Formats (docs/protocols/mqtt.md):
 
 * JSON, ``format = "json"``: a bare number (``21.5``), one reading
-  (``{"value": 21.5, "timestamp": 1700000000000}``) or a list of readings. A reading may
-  name its own ``sensor_id``, ``labels`` and ``unit`` as in ``POST /api/ingest/batch``;
-  ``timestamp`` is epoch milliseconds or RFC 3339, absent means the time of receipt.
+  (``{"value": 21.5, "timestamp": 1700000000000}``), a list of readings, or columns
+  (``{"timestamps": [...], "values": [...]}``). A reading may name its own ``sensor_id``,
+  ``labels`` and ``unit`` as in ``POST /api/ingest/batch``; ``timestamp`` is epoch
+  milliseconds or RFC 3339, absent means the time of receipt.
 * InfluxDB line protocol, ``format = "line"``: :func:`parse_lines` runs the messages through
   ``lineproto.parser.parse`` as one body.
 
@@ -103,6 +104,8 @@ def parse_json(payloads: Sequence[bytes], now_ms: int) -> Rows:
     else:
         multiline = np.zeros(len(payloads), bool)
     digit = ((first >= ord("0")) & (first <= ord("9"))) | (first == ord("-"))
+    columns = np.array([b'"values"' in p or b'"timestamps"' in p for p in payloads], bool)
+    multiline |= columns  # the columns form takes the slow path (json.loads, numpy)
     objects = np.flatnonzero((first == ord("{")) & ~multiline).tolist()
     lists = np.flatnonzero((first == ord("[")) & ~multiline).tolist()
     numbers = np.flatnonzero(digit & ~multiline).tolist()
@@ -200,6 +203,7 @@ def _checked(readings: pa.StructArray, msg: np.ndarray, now_ms: int
 
 def _slow(payloads: Sequence[bytes], idx: list[int], now_ms: int) -> Rows:
     out = Rows()
+    blocks: list[Rows] = []  # columns-form messages, converted with numpy
     msg: list[int] = []
     sids: list[str | None] = []
     ts_ms: list[int] = []
@@ -208,6 +212,14 @@ def _slow(payloads: Sequence[bytes], idx: list[int], now_ms: int) -> Rows:
         doc, error = _load(payloads[i])
         if error is not None:
             out.errors.append(PayloadError(i, INVALID_JSON, error))
+            continue
+        if isinstance(doc, dict) and ("values" in doc or "timestamps" in doc):
+            try:
+                block = _columns(doc, i, now_ms)
+            except ValueError as exc:
+                out.errors.append(PayloadError(i, INVALID_READING, str(exc)))
+                continue
+            blocks.append(block)
             continue
         if isinstance(doc, list):
             items, many = doc, True
@@ -237,7 +249,12 @@ def _slow(payloads: Sequence[bytes], idx: list[int], now_ms: int) -> Rows:
         out.sensor_id = np.array(sids, object)
         out.ts_ms = np.array(ts_ms, np.int64)
         out.values = np.array(values, np.float64)
-    return out
+    if not blocks:
+        return out
+    errors, out.errors = out.errors, []
+    merged = _concat([out, *blocks])
+    merged.errors = sorted(errors, key=lambda e: e.msg)
+    return merged
 
 
 def _load(payload: bytes) -> tuple[Any, str | None]:
@@ -289,6 +306,40 @@ def _reading(item: Any, now_ms: int) -> tuple[str | None, int, float, dict[str, 
             raise ValueError("unit must be a string")
         labels["unit"] = unit
     return sid, ts, float(value), labels
+
+
+def _columns(doc: dict[str, Any], msg: int, now_ms: int) -> Rows:
+    """The columns form ``{"timestamps": [...], "values": [...]}`` of message ``msg`` (as
+    ``POST /api/ingest/columns``), with optional ``sensor_id``, ``labels`` and ``unit``;
+    converted with numpy, not per reading."""
+    values = _array(doc.get("values"), "values")
+    if not np.isfinite(values).all():
+        raise ValueError("values must be an array of finite numbers")
+    stamps = _array(doc.get("timestamps"), "timestamps")
+    if len(stamps) != len(values):
+        raise ValueError(f"timestamps must be an array as long as values ({len(values)})")
+    if not ((stamps >= 0) & (stamps <= MAX_TS_MS) & (stamps == np.floor(stamps))).all():
+        raise ValueError(f"timestamps must be epoch milliseconds in 0..{MAX_TS_MS}")
+    sid, _, _, labels = _reading({**doc, "value": 0, "timestamp": None}, now_ms)
+    n = len(values)
+    return Rows(msg=np.full(n, msg, np.int64), sensor_id=np.full(n, sid, object),
+                ts_ms=stamps.astype(np.int64), values=values.astype(np.float64),
+                labels=dict.fromkeys(range(n), labels) if labels else {})
+
+
+def _array(raw: Any, name: str) -> np.ndarray:
+    """A JSON array of numbers → a numpy array (ValueError naming ``name`` otherwise)."""
+    what = (f"{name} must be an array of epoch milliseconds" if name == "timestamps"
+            else f"{name} must be an array of finite numbers")
+    if not isinstance(raw, list):
+        raise ValueError(what)
+    try:
+        arr = np.asarray(raw) if raw else np.empty(0)
+    except (ValueError, OverflowError):
+        raise ValueError(what) from None
+    if arr.ndim != 1 or arr.dtype.kind not in "iuf":  # strings, bools, nulls, nesting
+        raise ValueError(what)
+    return arr
 
 
 def _timestamp(value: Any, now_ms: int) -> int:

@@ -150,7 +150,8 @@ class Subscriber:
                 return
             was_empty = not self._inbox
             self._inbox.extend(messages)
-            self.counts["received"] += len(messages)
+            with self._lock:
+                self.counts["received"] += len(messages)
             if was_empty or len(self._inbox) >= o.max_batch:
                 self._cond.notify_all()
             while len(self._inbox) >= PENDING_FLUSHES * o.max_batch and not self._closing:
@@ -179,6 +180,8 @@ class Subscriber:
                     self._flush(batch)
                 except Exception:  # a bug: log it, keep the subscriber alive
                     log.exception("flush of %d messages failed", len(batch))
+                with self._lock:
+                    self.counts["processed"] += len(batch)
             if last:
                 self._stopped.set()
                 return
@@ -268,8 +271,7 @@ class Subscriber:
             bad = dict(self.bad_payloads)
             refused = dict(self.refused_samples)
             connected, last_error = self.connected, self.last_error
-        with self._cond:
-            pending = len(self._inbox)
+        pending = counts.get("received", 0) - counts.get("processed", 0)
         names = ("received", "written_samples", "acked", "flushes", "connects", "disconnects",
                  "write_failures")
         return {
