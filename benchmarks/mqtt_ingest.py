@@ -16,9 +16,10 @@ itself reads through paho-mqtt (``protocols/mqtt/client.py``).
 
 Scenarios: ``single`` (one JSON reading per message, 1,000 sensors), ``batch`` (a JSON list
 of 100 readings per message), ``columns`` (100 readings as JSON columns
-``{"timestamps": [...], "values": [...]}``), ``line`` (100 line-protocol lines per message). The clock runs
-from the first publish until the server's ``GET /api/mqtt`` counts every sample written;
-then every series is read back over HTTP and the samples counted: nothing may be missing.
+``{"timestamps": [...], "values": [...]}``), ``line`` (100 line-protocol lines per message).
+The clock runs from the first publish until the server's ``GET /api/mqtt`` counts every
+sample written; then every series is read back over HTTP and the samples counted: nothing
+may be missing.
 Reports messages/s and samples/s per repeat and their medians, plus the server's CPU use.
 Not a test: nothing asserts.
 """
@@ -254,7 +255,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
-    scenarios = ("single", "batch", "columns", "line") if args.scenario == "all" else (args.scenario,)
+    scenarios = (("single", "batch", "columns", "line") if args.scenario == "all"
+                 else (args.scenario,))
     qoses = (0, 1) if args.qos == -1 else (args.qos,)
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} {os.cpu_count()} cores, load "
           f"{os.getloadavg()[0]:.2f}; publishers {args.publishers}")
