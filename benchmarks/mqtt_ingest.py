@@ -20,7 +20,8 @@ of 100 readings per message), ``columns`` (100 readings as JSON columns
 The clock runs from the first publish until the server's ``GET /api/mqtt`` counts every
 sample written; then every series is read back over HTTP and the samples counted: nothing
 may be missing.
-Reports messages/s and samples/s per repeat and their medians, plus the server's CPU use.
+Reports messages/s and samples/s per repeat and their medians, plus the CPU time the server
+and mosquitto used (the machine has 2 cores for publishers, broker and server together).
 Not a test: nothing asserts.
 """
 
@@ -195,7 +196,7 @@ def run_once(scenario: str, qos: int, publishers: int, messages: int, profile: b
         for p in procs:
             p.start()
         ready.wait()  # packets are encoded before the clock starts
-        cpu0 = cpu_s(server.pid)
+        cpu0, broker0 = cpu_s(server.pid), cpu_s(broker.pid)
         t0 = time.perf_counter()
         status: dict = {}
         last_received, quiet_since = -1, t0
@@ -212,6 +213,7 @@ def run_once(scenario: str, qos: int, publishers: int, messages: int, profile: b
             time.sleep(0.02)
         took = time.perf_counter() - t0
         server_cpu = cpu_s(server.pid) - cpu0
+        broker_cpu = cpu_s(broker.pid) - broker0
         for p in procs:
             p.join(60)
         stored = count_stored(url, scenario)
@@ -220,7 +222,8 @@ def run_once(scenario: str, qos: int, publishers: int, messages: int, profile: b
                 "received": status.get("received", 0), "acked": status.get("acked", 0),
                 "msgs_per_s": status.get("received", 0) / took,
                 "samples_per_s": status.get("written_samples", 0) / took,
-                "server_cpu_s": server_cpu, "flushes": status.get("flushes", 0),
+                "server_cpu_s": server_cpu, "broker_cpu_s": broker_cpu,
+                "flushes": status.get("flushes", 0),
                 "bad": sum(status.get("bad_payloads", {}).values())}
     finally:
         server.terminate()
@@ -271,7 +274,8 @@ def main() -> None:
                       f"in {r['seconds']:.2f} s → {r['msgs_per_s']:,.0f} msg/s, "
                       f"{r['samples_per_s']:,.0f} samples/s; stored {r['stored']:,} "
                       f"(missing {lost:,}), acked {r['acked']:,}, bad {r['bad']}, "
-                      f"{r['flushes']} flushes, server CPU {r['server_cpu_s']:.1f} s", flush=True)
+                      f"{r['flushes']} flushes, CPU: server {r['server_cpu_s']:.1f} s, "
+                      f"mosquitto {r['broker_cpu_s']:.1f} s", flush=True)
             print(f"{scenario:6s} qos{qos} median: "
                   f"{statistics.median(r['msgs_per_s'] for r in runs):,.0f} msg/s, "
                   f"{statistics.median(r['samples_per_s'] for r in runs):,.0f} samples/s",
