@@ -88,7 +88,7 @@ class Subscriber:
         else:
             log.warning("paho internals changed; using paho's per-message path")
             client = paho.Client(**kwargs)
-            client.on_message = self._on_message
+        client.on_message = self._on_message  # everything BatchingClient leaves to paho
         if o.username is not None:
             client.username_pw_set(o.username, o.password)
         client.reconnect_delay_set(o.reconnect_min_s, o.reconnect_max_s)  # type: ignore[arg-type]
@@ -140,8 +140,10 @@ class Subscriber:
             self._error(f"disconnected from the broker ({reason}); reconnecting")
 
     def _on_message(self, client: paho.Client, userdata: Any, m: paho.MQTTMessage) -> None:
-        """paho's stock path (when ``BatchingClient`` cannot be used)."""
-        self._deliver([Message(m._topic, m.payload, m.mid, m.qos, 0)])
+        """paho's stock path: every message without ``BatchingClient``, QoS 2 with it (a
+        publisher's QoS 2 arrives as QoS 1 on our subscriptions, so that is rare)."""
+        generation = getattr(client, "generation", 0)
+        self._deliver([Message(m._topic, m.payload, m.mid, m.qos, generation)])
 
     def _deliver(self, messages: list[Message]) -> None:
         o = self.options
@@ -234,6 +236,9 @@ class Subscriber:
         client = self.client
         generation = client.generation if isinstance(client, BatchingClient) else 0
         mids = [m.mid for m in batch if m.qos == 1 and m.generation == generation]
+        for m in batch:
+            if m.qos == 2 and m.generation == generation:
+                client.ack(m.mid, 2)  # PUBCOMP
         if not mids:
             return
         if isinstance(client, BatchingClient):
