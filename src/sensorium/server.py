@@ -159,9 +159,9 @@ async def serve(db: Database, options: ServerOptions,
     if http_task.done():
         await http_task  # startup failed: raise its error
         raise RuntimeError("the HTTP server stopped during startup")
-    resp = None
-    mqtt = _start_mqtt(db, options, app)
+    resp = mqtt = None
     try:
+        mqtt = _start_mqtt(db, options, app)
         http_port = sock.getsockname()[1]
         announce(f"http {_url('http', options.host, http_port)} (API docs at /docs)")
         if options.resp_port is not None:
