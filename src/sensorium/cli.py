@@ -97,6 +97,12 @@ def serve(args: argparse.Namespace) -> None:
              if getattr(args, name) is not None}
     if args.no_resp:
         flags["resp_port"] = None
+    if args.mqtt:
+        from .protocols.mqtt.options import with_broker
+        try:
+            flags["mqtt"] = with_broker(options.mqtt, args.mqtt)
+        except ValueError as exc:
+            raise SystemExit(f"sensorium serve: {exc}") from None
     options = dataclasses.replace(options, **flags)
     try:
         server.run(options)
@@ -149,7 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     p_serve.add_argument("--resp-port", type=int,
                          help="RESP (redis-py) port (default 6380; 0 = any free)")
     p_serve.add_argument("--no-resp", action="store_true", help="do not start the RESP server")
-    p_serve.add_argument("--config", help="TOML file: [server] and [database] tables "
+    p_serve.add_argument("--mqtt", metavar="HOST[:PORT]",
+                         help="subscribe to this MQTT broker (topics and formats: the config's "
+                              "[mqtt] table, see docs/protocols/mqtt.md)")
+    p_serve.add_argument("--config", help="TOML file: [server], [database] and [mqtt] tables "
                                           "(see docs/protocols/http.md)")
     p_sql = sub.add_parser("sql", help="run a SQL query (DuckDB, docs/sql.md) on a database")
     p_sql.add_argument("query", help='e.g. "SELECT key, avg(value) FROM samples GROUP BY key"')

@@ -33,6 +33,7 @@ from .errors import SensoriumError
 from .model import DuplicatePolicy
 from .protocols.http.app import HttpOptions, create_app
 from .protocols.http.body import DEFAULT_MAX_BODY_BYTES
+from .protocols.mqtt.options import MqttOptions, mqtt_options
 from .protocols.resp.server import serve_resp
 
 log = logging.getLogger("sensorium.server")
@@ -56,6 +57,7 @@ class ServerOptions:
         database: the engine's options.
         policies: tier policies (``[[policies]]`` tables, see ``engine/policies.py``), set
             in this order at startup; a policy the database already holds unchanged is left.
+        mqtt: the MQTT subscriber (``[mqtt]`` table, docs/protocols/mqtt.md); None: off.
     """
 
     data_dir: str = "./sensorium-data"
@@ -66,6 +68,7 @@ class ServerOptions:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     database: DatabaseOptions = field(default_factory=DatabaseOptions)
     policies: tuple[dict[str, Any], ...] = ()
+    mqtt: MqttOptions | None = None
 
 
 _SERVER_KEYS = ("data_dir", "host", "http_port", "resp_port", "token", "max_body_bytes")
@@ -74,16 +77,17 @@ _SERVER_KEYS = ("data_dir", "host", "http_port", "resp_port", "token", "max_body
 def load_config(path: str) -> ServerOptions:
     """Reads a TOML file: top-level ``[server]`` keys (see ``ServerOptions``) and a
     ``[database]`` table of ``DatabaseOptions`` fields. ``resp_port = false`` disables RESP.
+    An ``[mqtt]`` table turns the MQTT subscriber on (``protocols/mqtt/options.py``).
 
     Raises:
         ValueError: an unknown table or key, or a value of the wrong kind (the message names it).
     """
     with open(path, "rb") as f:
         doc = tomllib.load(f)
-    unknown = set(doc) - {"server", "database", "policies"}
+    unknown = set(doc) - {"server", "database", "policies", "mqtt"}
     if unknown:
         raise ValueError(f"{path}: unknown table(s) {sorted(unknown)} "
-                         "(use [server], [database], [[policies]])")
+                         "(use [server], [database], [[policies]], [mqtt])")
     policies = doc.get("policies", [])
     if not isinstance(policies, list) or not all(isinstance(p, dict) for p in policies):
         raise ValueError(f"{path}: policies must be an array of tables ([[policies]])")
@@ -98,8 +102,9 @@ def load_config(path: str) -> ServerOptions:
         raise ValueError(f"{path}: unknown [server] key(s) {sorted(bad)}; known: {_SERVER_KEYS}")
     if server.get("resp_port") is False:
         server["resp_port"] = None
+    mqtt = mqtt_options(doc["mqtt"], path) if "mqtt" in doc else None
     return ServerOptions(**server, database=database_options(doc.get("database", {}), path),
-                         policies=tuple(policies))
+                         policies=tuple(policies), mqtt=mqtt)
 
 
 def database_options(table: dict[str, Any], where: str = "config") -> DatabaseOptions:
@@ -171,20 +176,26 @@ async def serve(db: Database, options: ServerOptions,
     if http_task.done():
         await http_task  # startup failed: raise its error
         raise RuntimeError("the HTTP server stopped during startup")
-    resp = None
+    resp = mqtt = None
     try:
+        mqtt = _start_mqtt(db, options, app)
         http_port = sock.getsockname()[1]
         announce(f"http {_url('http', options.host, http_port)} (API docs at /docs)")
         if options.resp_port is not None:
             resp = await serve_resp(db, options.host, options.resp_port, password=options.token)
             resp_port = resp.sockets[0].getsockname()[1]
             announce(f"resp {_url('redis', options.host, resp_port)}")
+        if mqtt is not None:
+            announce(f"mqtt {mqtt.options.host}:{mqtt.options.port} "
+                     f"({', '.join(s.topic_filter for s in mqtt.options.subscriptions)})")
         announce("ready")
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({stopped, http_task}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
     finally:
         log.info("shutting down")
+        if mqtt is not None:  # written and acknowledged before the database closes
+            await asyncio.to_thread(mqtt.stop)
         if resp is not None:
             resp.close()
             with contextlib.suppress(asyncio.TimeoutError):  # idle clients may hold on
@@ -206,6 +217,19 @@ def apply_policies(db: Database, docs: tuple[dict[str, Any], ...]) -> None:
         applied = db.set_policy(doc, progress=lambda done, total, name=wanted["name"]: log.info(
             "policy %s: %d of %d series", name, done, total))
         log.info("policy %s: %s", wanted["name"], applied)
+
+
+def _start_mqtt(db: Database, options: ServerOptions, app: Any) -> Any:
+    """Starts the MQTT subscriber when configured and mounts ``GET /api/mqtt``."""
+    if options.mqtt is None:
+        return None
+    from .protocols.mqtt import status
+    from .protocols.mqtt.subscriber import Subscriber
+
+    subscriber = Subscriber(db, options.mqtt)
+    app.include_router(status.router(subscriber))
+    subscriber.start()
+    return subscriber
 
 
 def run(options: ServerOptions) -> None:
