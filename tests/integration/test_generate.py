@@ -5,11 +5,8 @@ stores must be exactly what the generator made: timestamps, 2-decimal values, la
 """
 
 import json
-import shutil
 import socket
-import subprocess
 import threading
-import time
 
 import httpx
 import numpy as np
@@ -23,6 +20,7 @@ from sensorium.tools.sinks import SinkError, open_sink
 from sensorium.tools.sinks_mqtt import MQTT_TOPIC
 
 from .conftest import wait_until
+from .mosquitto import running_broker
 
 START_MS = 1_700_006_400_000
 STEPS = 240  # 4 hours at 1 min
@@ -169,45 +167,22 @@ def test_stats_and_bench_through_the_server(serve_factory, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def mosquitto(tmp_path_factory):
-    binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
-    if binary is None:
-        pytest.skip("mosquitto is not installed (the MQTT ingestion work installs it in CI)")
-    pytest.importorskip("paho.mqtt.client")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = tmp_path_factory.mktemp("mqtt") / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
-    yield port
-    proc.kill()
-    proc.wait()
+    for broker in running_broker(tmp_path_factory):  # fails, not skips, without mosquitto
+        yield broker.port
 
 
 def _subscribe(port):
     import paho.mqtt.client as mqtt
 
     got = []
-    done = threading.Event()
+    subscribed = threading.Event()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     client.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload)))
-    client.on_connect = lambda c, u, f, rc, p: (c.subscribe("factory/#", qos=1),
-                                               done.set())
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe("factory/#", qos=1)
+    client.on_subscribe = lambda c, u, mid, rc, p: subscribed.set()
     client.connect("127.0.0.1", port)
     client.loop_start()
-    assert done.wait(5)
-    time.sleep(0.2)  # the SUBACK
+    assert subscribed.wait(10), "no SUBACK from the broker"
     return client, got
 
 
