@@ -366,3 +366,21 @@ def test_range_columns_are_range_as_arrays(db):
         "c", 0, 10, aggregation_type="sum", bucket_size_msec=2)
     with pytest.raises(TypeError, match="unknown range option"):
         db.range_columns("c", "-", "+", agregation_type="sum")
+
+
+def test_madd_creates_missing_series_with_new_labels(db):
+    db.create("old", labels={"zone": "A"})
+    asked = []
+
+    def labels(new):
+        asked.append(new)
+        return [{"zone": "B", "key": k} for k in new]
+
+    keys = np.array(["old", "n1", "n2", "n1"], object)
+    res = db.madd(keys, [1, 1, 1, 2], [1.0, 2.0, 3.0, 4.0], new_labels=labels)
+    assert res.ok and asked == [["n1", "n2"]]
+    assert db.describe("old")["labels"] == {"zone": "A"}  # existing series keep theirs
+    assert db.describe("n1")["labels"] == {"zone": "B", "key": "n1"}
+    assert db.range("n1", "-", "+") == [(1, 2.0), (2, 4.0)]
+    none = db.madd(np.array(["n3"], object), [1], [1.0], create=False, new_labels=labels)
+    assert not none.ok and not db.exists("n3")

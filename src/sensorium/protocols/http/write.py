@@ -46,23 +46,12 @@ _FIELD = {
 
 def write_columns(db: Database, keys: np.ndarray, ts_ms: np.ndarray, values: np.ndarray,
                   labels: Mapping[str, Mapping[str, str]]) -> AppendResult:
-    """Appends rows, first creating the series that do not exist with ``labels[key]``.
-
-    Labels only matter when this call creates a series; an existing series keeps its own.
-    Steady state is a single ``madd``; a batch naming new series costs one more ``madd``
-    for their rows, and the whole call is one log sync.
-    """
-    with db.batch():
-        res = db.madd(keys, ts_ms, values, create=False)
-        missing = np.flatnonzero(res.status == Status.NOT_FOUND)
-        if len(missing) == 0:
-            return res
-        new = list(dict.fromkeys(keys[missing].tolist()))
-        db.create_many(new, [dict(labels.get(key) or {}) for key in new])
-        again = db.madd(keys[missing], ts_ms[missing], values[missing], create=False)
-    status = res.status.copy()
-    status[missing] = again.status
-    return AppendResult(status, res.ts)
+    """Appends rows as one commit, creating missing series with ``labels[key]`` (an
+    existing series keeps its own labels)."""
+    res = db.madd(keys, ts_ms, values,
+                  new_labels=lambda new: [dict(labels.get(key) or {}) for key in new])
+    assert isinstance(res, AppendResult)
+    return res
 
 
 def write_parsed(db: Database, cols: Columns, origin_keys: tuple[str, ...]) -> dict[str, Any]:

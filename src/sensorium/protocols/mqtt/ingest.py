@@ -19,7 +19,6 @@ from typing import NamedTuple
 import numpy as np
 
 from ...database import Database
-from ...engine.head_append import Status
 from . import payload
 from .options import Subscription
 from .topics import SENSOR_ID, Resolved, Route, TopicError
@@ -237,17 +236,6 @@ def write_columns(db: Database, cols: Columns) -> np.ndarray:
     label queries see them); an existing series keeps its labels. Raises what the engine
     raises (e.g. ``EngineClosed``): then nothing may be acknowledged.
     """
-    keys = cols.keys
-    if not len(keys):
+    if not len(cols.keys):
         return np.empty(0, np.int8)
-    with db.batch():
-        res = db.madd(keys, cols.ts_ms, cols.values, create=False)
-        missing = np.flatnonzero(res.status == Status.NOT_FOUND)
-        if not len(missing):
-            return res.status
-        new = list(dict.fromkeys(keys[missing].tolist()))
-        db.create_many(new, cols.labels_of(new))
-        again = db.madd(keys[missing], cols.ts_ms[missing], cols.values[missing], create=False)
-    status = res.status.copy()
-    status[missing] = again.status
-    return status
+    return db.madd(cols.keys, cols.ts_ms, cols.values, new_labels=cols.labels_of).status
