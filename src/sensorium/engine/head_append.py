@@ -101,16 +101,18 @@ def resolve(
     if order is not None:
         s, t, v, ok = s[order], t[order], v[order], ok[order]
 
-    # Retention relative to the series' newest sample, counting this batch's newer ones.
-    sid_start = _run_starts(s)
-    new_max = np.maximum(max_ts[s], np.repeat(np.maximum.reduceat(t, sid_start),
-                                              np.diff(np.append(sid_start, len(s))))
-                         if len(s) else t)
+    # Retention relative to the series' newest sample, counting this batch's newer ones
+    # (skipped when no series of the batch has one).
     ret = retention_ms[s]
-    expired = (ret > 0) & (t < new_max - ret)
-    status[ok[expired]] = Status.OUT_OF_RETENTION
-    live = ~expired
-    s, t, v, ok = s[live], t[live], v[live], ok[live]
+    if ret.any():
+        sid_start = _run_starts(s)
+        new_max = np.maximum(max_ts[s], np.repeat(np.maximum.reduceat(t, sid_start),
+                                                  np.diff(np.append(sid_start, len(s))))
+                             if len(s) else t)
+        expired = (ret > 0) & (t < new_max - ret)
+        status[ok[expired]] = Status.OUT_OF_RETENTION
+        live = ~expired
+        s, t, v, ok = s[live], t[live], v[live], ok[live]
     late = t <= max_ts[s]
     if not late.any() and ((s[1:] != s[:-1]) | (t[1:] != t[:-1])).all():
         # The common case: every row is new and in order, nothing to resolve.
