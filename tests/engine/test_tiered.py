@@ -108,3 +108,15 @@ def test_a_series_without_tiers_reads_raw_and_tiers_are_refused_as_keys(db):
     _chained(db, "s")
     with pytest.raises(InvalidArgument, match="is a tier"):
         db.aggregate(["s:1m"], 0, "+", "avg", H)
+
+
+def test_sources_only_list_segments_that_gave_buckets(db):
+    _chained(db, "s", raw_retention=2 * H, minute_retention=4 * H)
+    db.create("s:1d")
+    db.createrule("s:1h", "s:1d", "avg", 24 * H)
+    db.alter("s:1h", retention_msecs=24 * H)
+    _load(db, ["s"], 12 * 3600, step=1000)
+    got = db.aggregate(["s"], 0, "+", "avg", M)[0]
+    # the planner also gives the 1-day tier the time before the 1-hour tier's retention,
+    # where this series has no data: that segment is not listed
+    assert [s["key"] for s in got["sources"]] == ["s:1h", "s:1m"]

@@ -136,8 +136,20 @@ def aggregate(engine: Engine, sids: np.ndarray, lo: int, hi: int, agg: Aggregati
     order = np.lexsort((b_all, n_all))
     n_all, b_all, v_all = n_all[order], b_all[order], v_all[order]
     cuts = np.searchsorted(n_all, np.arange(len(sids) + 1))
-    return [TieredSeries(int(sid), b_all[cuts[i]:cuts[i + 1]], v_all[cuts[i]:cuts[i + 1]],
-                         parts[i]) for i, sid in enumerate(sids.tolist())]
+    out = []
+    for i, sid in enumerate(sids.tolist()):
+        ts = b_all[cuts[i]:cuts[i + 1]]
+        out.append(TieredSeries(int(sid), ts, v_all[cuts[i]:cuts[i + 1]],
+                                _answered(parts[i], ts)))
+    return out
+
+
+def _answered(parts: list[Part], ts: np.ndarray) -> list[Part]:
+    """The parts that gave at least one bucket (a planned segment before a series' first
+    sample gives none: listing it would only say where nothing is)."""
+    # A coarse bucket may start before its part (it sticks out of the window's start).
+    return [p for p in parts if np.searchsorted(ts, p.hi, "right")
+            > np.searchsorted(ts, p.lo - p.bucket_ms + 1, "left")]
 
 
 def _within(rows: Rows, sids: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Rows:
