@@ -11,6 +11,7 @@ outside it. The engine never imports a protocol.
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import json
 import logging
@@ -83,6 +84,9 @@ class Engine:
         self.closed = False
         self.registry = SeriesRegistry()
         self.rules: dict[int, Rule] = {}  # by dest sid
+        # Rules per (shard, stream): a stream is dropped when its last rule goes, and
+        # scanning every rule for that made deleting many tiers quadratic.
+        self._stream_rules: collections.Counter[tuple[int, int]] = collections.Counter()
         self.policies: dict[str, policies.TierPolicy] = {}  # in the order they were set
         self._writable_cache: np.ndarray | None = None  # see _writable; reset on rule changes
         self._rule_streams: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # shard → dests, streams
@@ -478,6 +482,7 @@ class Engine:
             shard.streams.retain_sketch(stream)
         rule = Rule(src, dst, p["aggregator"], p["bucket_ms"], p["align_ms"], stream, sketch)
         self.rules[dst] = rule
+        self._stream_rules[(shard.number, stream)] += 1
         self._rules_changed()
         self.registry.get(src).rules.append(dst)
         self.registry.get(dst).source = src
@@ -514,21 +519,23 @@ class Engine:
             self._apply_deleterule({"dest": dst})
 
     def _apply_deleterule(self, p: dict) -> None:
-        rule = self.rules.pop(p["dest"])
+        rule = self.rules[p["dest"]]
+        shard = self._shard(rule.source)
+        keep = not self._replaying and p.get("keep", True)
+        if keep:  # the destination keeps its buckets as plain samples, as in RedisTimeSeries
+            from .read import rule_samples
+            ts, values = rule_samples(self, rule, 0, 2**62, latest=False)
+        del self.rules[p["dest"]]
         self._rules_changed()
         self.registry.get(rule.source).rules.remove(rule.dest)
-        dest_meta = self.registry.get(rule.dest)
-        dest_meta.source = None
-        # The destination keeps its buckets as plain samples, as RedisTimeSeries keeps them.
-        shard = self._shard(rule.source)
-        from .read import rule_samples
-        ts, values = rule_samples(self, rule, 0, 2**62, latest=False)
+        self.registry.get(rule.dest).source = None
         if rule.sketch:
             shard.streams.release_sketch(rule.stream)
-        users = [r for r in self.rules.values() if r.stream == rule.stream]
+        users = self._stream_rules[(shard.number, rule.stream)] - 1
+        self._stream_rules[(shard.number, rule.stream)] = users
         if not users and not shard.streams.of_stream.get(rule.stream):
             shard.streams.drop(rule.stream)
-        if len(ts) and not self._replaying and p.get("keep", True):
+        if keep and len(ts):
             rows = Rows(np.full(len(ts), rule.dest, np.int32), ts, {"value": values})
             self._log_and_apply(rows)
 
@@ -650,6 +657,7 @@ class Engine:
                 shard.streams.retain_sketch(r["stream"], recompute=False)
             self.rules[r["dest"]] = Rule(r["source"], r["dest"], r["aggregator"],
                                          r["bucket_ms"], r["align_ms"], r["stream"], sketch)
+            self._stream_rules[(shard.number, r["stream"])] += 1
             get(r["source"]).rules.append(r["dest"])
             get(r["dest"]).source = r["source"]
         self._rules_changed()

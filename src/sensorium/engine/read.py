@@ -64,26 +64,63 @@ def _plain(opts: RangeOptions) -> bool:
 
 
 def _states_rows(engine: Engine, rule: Rule, min_ts: int, max_ts: int, latest: bool) -> Rows:
-    """Visible bucket states of a destination, oldest first (open bucket with ``latest``).
+    """Visible bucket states of one destination, oldest first (open buckets with
+    ``latest``), as rows of its stream (sid = stream id).
 
     A bucket aligned to start before 0 holds samples from 0: a window from 0 includes it.
     """
-    shard = engine._shard(rule.source)
-    stream = np.array([rule.stream], np.int32)
-    rows = shard.read_closed_states(stream, min_ts if min_ts > 0 else -_FAR, max_ts)
-    ret = int(engine.registry.retention_ms[rule.dest])
-    opened = int(shard.streams.open_bucket[rule.stream])
-    if ret > 0 and len(rows) and opened != EMPTY_TS:
-        # Retention counts back from the newest closed bucket (the destination's last
-        # sample, as in RedisTimeSeries), taken as the one before the open bucket.
-        rows = rows.take(np.flatnonzero(rows.ts >= opened - rule.bucket_ms - ret))
-    if latest:  # the open bucket, with what the finer streams of a chain hold for it
-        _, bucket, states = open_buckets(shard.streams, stream)
-        inside = (bucket <= max_ts) & ((bucket >= min_ts) | (min_ts <= 0))
-        if inside.any():
-            rows = concat([rows, Rows(np.full(int(inside.sum()), rule.stream, np.int32),
-                                      bucket[inside], {k: v[inside] for k, v in states.items()})],
-                          st.STATE_COLUMNS)
+    rows = tier_rows(engine, np.array([rule.dest]), np.array([min_ts]), np.array([max_ts]),
+                     latest=latest)
+    return Rows(np.full(len(rows), rule.stream, np.int32), rows.ts, rows.columns)
+
+
+def tier_rows(engine: Engine, dests: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+              columns: tuple[str, ...] = st.STATE_COLUMNS, latest: bool = True) -> Rows:
+    """Bucket states of tiers in their windows, as rows of the destinations (sid =
+    destination), sorted by (destination, bucket): the closed buckets their retention still
+    shows, then its open buckets (``open_buckets``: the chain's included).
+
+    Args:
+        dests: sorted rule destinations, one per stream; ``lo``/``hi`` their windows.
+        columns: the state columns to load (``states.needs``); ``count`` always.
+        latest: add the open buckets (without: closed buckets only, as TS.RANGE).
+    """
+    dests = np.asarray(dests, np.int64)
+    columns = tuple(c for c in st.STATE_COLUMNS if c in columns or c == "count")
+    chunks = []
+    shard_of = engine.registry.shard[dests]
+    for number in np.unique(shard_of).tolist():
+        mine = np.flatnonzero(shard_of == number)
+        shard = engine.shards[number]
+        streams = shard.streams
+        stream = np.array([engine.rules[d].stream for d in dests[mine].tolist()], np.int64)
+        order = np.argsort(stream)
+        by_stream, at_of = stream[order], mine[order]
+        w_lo, w_hi = int(lo[mine].min()), int(hi[mine].max())
+        got = shard.rollup.read(by_stream.astype(np.int32), w_lo if w_lo > 0 else -2**62,
+                                w_hi, columns)
+        at = at_of[np.searchsorted(by_stream, got.sids)]  # each row's index in ``dests``
+        opened = streams.open_bucket[got.sids]
+        ret = engine.registry.retention_ms[dests[at]]
+        # One mask: stored, closed, within retention, within the destination's own window.
+        keep = (got.columns["count"] > 0) & (got.ts < opened) & (
+            (ret <= 0) | (got.ts >= opened - streams.bucket_ms[got.sids] - ret)) & (
+            (got.ts >= lo[at]) | (lo[at] <= 0)) & (got.ts <= hi[at])
+        idx = np.flatnonzero(keep)
+        chunks.append(Rows(dests[at[idx]].astype(np.int32), got.ts[idx],
+                           {c: got.columns[c][idx] for c in columns}))
+        if not latest:
+            continue
+        o, bucket, states = open_buckets(streams, stream, columns)
+        at = mine[o]
+        inside = np.flatnonzero(((bucket >= lo[at]) | (lo[at] <= 0)) & (bucket <= hi[at]))
+        chunks.append(Rows(dests[at[inside]].astype(np.int32), bucket[inside],
+                           {k: v[inside] for k, v in states.items()}))
+    rows = concat(chunks, columns)
+    if len(chunks) > 2 or latest or np.any(np.diff(rows.sids) < 0):
+        # Per destination its closed rows come in time order, then its chain's open
+        # buckets (newer still): a stable sort by destination alone orders (dest, bucket).
+        rows = rows.take(np.argsort(rows.sids, kind="stable"))
     return rows
 
 
@@ -236,7 +273,6 @@ def _dests_range(engine: Engine, dests: np.ndarray, min_ts: int, max_ts: int,
                  opts: RangeOptions) -> dict[int, Series]:
     """Rule destinations: those answered from plain states (no filter, no twa, no
     percentile) in one vectorised read per aggregator, the others one by one."""
-    from .tiered import tier_rows  # tiered builds on this module
     agg = opts.aggregation
     groups: dict[tuple[str, int, int], list[int]] = {}
     out: dict[int, Series] = {}

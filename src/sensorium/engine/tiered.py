@@ -24,9 +24,9 @@ from ..model import percentile_of
 from . import planner, query
 from . import states as st
 from .query import Aggregation
-from .read import open_buckets, raw_rows
+from .read import raw_rows, tier_rows
 from .series import EMPTY_TS
-from .table import Rows, concat
+from .table import Rows
 
 if TYPE_CHECKING:
     from .db import Engine
@@ -157,53 +157,3 @@ def _within(rows: Rows, sids: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Row
     at = np.searchsorted(sids, rows.sids)
     keep = (rows.ts >= lo[at]) & (rows.ts <= hi[at])
     return rows if keep.all() else rows.take(np.flatnonzero(keep))
-
-
-def tier_rows(engine: Engine, dests: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-              columns: tuple[str, ...] = st.STATE_COLUMNS, latest: bool = True) -> Rows:
-    """Bucket states of tiers in their windows, as rows of the destinations (sid =
-    destination), sorted by (destination, bucket): the closed buckets their retention still
-    shows, then its open buckets (``read.open_buckets``: the chain's included).
-
-    Args:
-        dests: sorted rule destinations, one per stream; ``lo``/``hi`` their windows.
-        columns: the state columns to load (``states.needs``); ``count`` always.
-        latest: add the open buckets (without: closed buckets only, as TS.RANGE).
-    """
-    dests = np.asarray(dests, np.int64)
-    columns = tuple(c for c in st.STATE_COLUMNS if c in columns or c == "count")
-    chunks = []
-    shard_of = engine.registry.shard[dests]
-    for number in np.unique(shard_of).tolist():
-        mine = np.flatnonzero(shard_of == number)
-        shard = engine.shards[number]
-        streams = shard.streams
-        stream = np.array([engine.rules[d].stream for d in dests[mine].tolist()], np.int64)
-        order = np.argsort(stream)
-        by_stream, at_of = stream[order], mine[order]
-        w_lo, w_hi = int(lo[mine].min()), int(hi[mine].max())
-        got = shard.rollup.read(by_stream.astype(np.int32), w_lo if w_lo > 0 else -2**62,
-                                w_hi, columns)
-        at = at_of[np.searchsorted(by_stream, got.sids)]  # each row's index in ``dests``
-        opened = streams.open_bucket[got.sids]
-        ret = engine.registry.retention_ms[dests[at]]
-        # One mask: stored, closed, within retention, within the destination's own window.
-        keep = (got.columns["count"] > 0) & (got.ts < opened) & (
-            (ret <= 0) | (got.ts >= opened - streams.bucket_ms[got.sids] - ret)) & (
-            (got.ts >= lo[at]) | (lo[at] <= 0)) & (got.ts <= hi[at])
-        idx = np.flatnonzero(keep)
-        chunks.append(Rows(dests[at[idx]].astype(np.int32), got.ts[idx],
-                           {c: got.columns[c][idx] for c in columns}))
-        if not latest:
-            continue
-        o, bucket, states = open_buckets(streams, stream, columns)
-        at = mine[o]
-        inside = np.flatnonzero(((bucket >= lo[at]) | (lo[at] <= 0)) & (bucket <= hi[at]))
-        chunks.append(Rows(dests[at[inside]].astype(np.int32), bucket[inside],
-                           {k: v[inside] for k, v in states.items()}))
-    rows = concat(chunks, columns)
-    if len(chunks) > 2 or latest or np.any(np.diff(rows.sids) < 0):
-        # Per destination its closed rows come in time order, then its chain's open
-        # buckets (newer still): a stable sort by destination alone orders (dest, bucket).
-        rows = rows.take(np.argsort(rows.sids, kind="stable"))
-    return rows
