@@ -6,7 +6,9 @@ Times are int64 epoch milliseconds (``*_ms``); ranges are inclusive at both ends
 from __future__ import annotations
 
 import enum
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import InvalidArgument
@@ -93,6 +95,44 @@ def parse_duration_ms(text: str, *, m_is_month: bool = False) -> int:
         raise ValueError(f"{text!r}: a duration must be positive")
     return int(ms)
 
+
+
+# -- one JSON reading (HTTP JSON batches, MQTT payloads) --------------------------------------
+MAX_TS_MS = 2**62  # the engine's latest timestamp ("+"): later ones are refused
+
+
+def finite_number(value: object) -> bool:
+    """A JSON number that is a sample value: int or float, finite (bool is no number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float64
+        return False
+
+
+def reading_timestamp(value: object, now_ms: int, text_ms: Callable[[str], int]) -> int:
+    """A reading's ``timestamp``: absent → ``now_ms``; text → ``text_ms(value)`` (each
+    protocol's own time syntax); else epoch ms (an integral float counts) in 0..MAX_TS_MS.
+
+    Raises:
+        ValueError: with a message fit for the client.
+    """
+    if value is None:
+        return now_ms
+    if isinstance(value, str):
+        return text_ms(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("timestamp must be epoch milliseconds or an RFC 3339 string")
+    return checked_ms(value)
+
+
+def checked_ms(value: int) -> int:
+    if not 0 <= value <= MAX_TS_MS:
+        raise ValueError(f"timestamp must be in 0..{MAX_TS_MS}")
+    return value
 
 @dataclass(frozen=True, slots=True)
 class TimeRange:

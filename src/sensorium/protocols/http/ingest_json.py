@@ -9,18 +9,17 @@ columns for ``write.write_columns``.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ...model import MAX_TS_MS, finite_number, reading_timestamp
 from .._errors import RequestError
 from . import times
 
 MAX_ERRORS_LISTED = 100  # a reply lists this many rejected items, then only counts them
-MAX_TS_MS = times.LATEST_MS  # the engine's "+": later timestamps are refused here
 
 _EMPTY_KEYS = np.empty(0, dtype=object)
 _EMPTY_I64 = np.empty(0, np.int64)
@@ -80,29 +79,6 @@ def _labels(item: Mapping[str, Any], where: dict[str, Any], cols: Columns) -> di
     return labels
 
 
-def _timestamp(value: Any, now: int) -> int:
-    if value is None:
-        return now
-    if isinstance(value, str):
-        return times.parse_time(value, now)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("timestamp must be epoch milliseconds or an RFC 3339 string")
-    if not 0 <= value <= MAX_TS_MS:
-        raise ValueError(f"timestamp must be in 0..{MAX_TS_MS}")
-    return value
-
-
-def _finite(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int beyond float64
-        return False
-
-
 def parse_json_batch(doc: Any, now: int) -> Columns:
     """Seed 000's ``[{"sensor_id", "timestamp", "value", "unit"?, "labels"?}, …]``.
 
@@ -126,11 +102,12 @@ def parse_json_batch(doc: Any, now: int) -> Columns:
             cols.refuse(where, "sensor_id", "sensor_id must be a non-empty string")
             continue
         value = item.get("value")
-        if not _finite(value):
+        if not finite_number(value):
             cols.refuse(where, "value", "value must be a finite number")
             continue
         try:
-            ts = _timestamp(item.get("timestamp"), now)
+            ts = reading_timestamp(item.get("timestamp"), now,
+                                   lambda text: times.parse_time(text, now))
         except ValueError as exc:
             cols.refuse(where, "timestamp", str(exc))
             continue
@@ -173,7 +150,7 @@ def _column(raw: Any, name: str, ints: bool) -> np.ndarray | tuple[int | None, s
     for j, v in enumerate(raw):
         if isinstance(v, bool) or not isinstance(v, int | float):
             return j, f"{name}[{j}] must be a number"
-        if (ints and not 0 <= v <= MAX_TS_MS) or (not ints and not _finite(v)):
+        if (ints and not 0 <= v <= MAX_TS_MS) or (not ints and not finite_number(v)):
             return j, f"{name}[{j}] is out of range"
     return None, f"{name} must be a flat array of numbers"
 

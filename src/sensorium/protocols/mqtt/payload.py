@@ -40,9 +40,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from ...errors import InvalidArgument
+from ...model import MAX_TS_MS, checked_ms, finite_number, reading_timestamp
 from ..lineproto.parser import ParsedBatch, parse
-
-MAX_TS_MS = 2**62  # the engine's latest timestamp ("+")
 
 # Reasons a message is refused (the keys of the subscriber's ``bad_payloads`` counter).
 INVALID_JSON = "invalid_json"
@@ -225,7 +224,7 @@ def _slow(payloads: Sequence[bytes], idx: list[int], now_ms: int) -> Rows:
             items, many = doc, True
         elif isinstance(doc, dict):
             items, many = [doc], False
-        elif _finite(doc):
+        elif finite_number(doc):
             items, many = [{"value": doc}], False
         else:
             out.errors.append(PayloadError(i, INVALID_READING, "payload must be a number, a "
@@ -272,23 +271,14 @@ def _load(payload: bytes) -> tuple[Any, str | None]:
         return None, f"invalid JSON: {exc}"
 
 
-def _finite(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int beyond float64
-        return False
-
-
 def _reading(item: Any, now_ms: int) -> tuple[str | None, int, float, dict[str, str]]:
     """(sensor_id, ts_ms, value, labels) of one reading; ValueError names the bad field."""
     if not isinstance(item, dict):
         raise ValueError("a reading must be an object")
     value = item.get("value")
-    if not _finite(value):
+    if not finite_number(value):
         raise ValueError("value must be a finite number")
-    ts = _timestamp(item.get("timestamp"), now_ms)
+    ts = reading_timestamp(item.get("timestamp"), now_ms, _rfc3339_ms)
     sid = item.get("sensor_id")
     if sid is not None and (not isinstance(sid, str) or not sid):
         raise ValueError("sensor_id must be a non-empty string")
@@ -342,24 +332,14 @@ def _array(raw: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _timestamp(value: Any, now_ms: int) -> int:
-    if value is None:
-        return now_ms
-    if isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"timestamp {value!r} is not RFC 3339") from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
-        value = int(dt.timestamp() * 1000)
-    elif isinstance(value, float) and value.is_integer():
-        value = int(value)
-    elif isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("timestamp must be epoch milliseconds or an RFC 3339 string")
-    if not 0 <= value <= MAX_TS_MS:
-        raise ValueError(f"timestamp must be in 0..{MAX_TS_MS}")
-    return value
+def _rfc3339_ms(text: str) -> int:
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"timestamp {text!r} is not RFC 3339") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return checked_ms(int(dt.timestamp() * 1000))
 
 
 def _concat(parts: list[Rows]) -> Rows:
