@@ -191,3 +191,12 @@ def test_open_sketch_rows_are_reused_after_detach():
     assert opened.row[5] == -1 and not opened.is_valid(np.array([5]))[0]
     opened.attach(30)
     assert opened.row[30] == row
+
+
+def test_a_quantile_a_hair_below_an_integer_rank_picks_what_the_library_picks():
+    """Was: for q = 1 - 2**-53 over [-1, -2] the rank was floored to 0 (-2), while the
+    library's float walk over the negative bins lands on -1."""
+    for values in ([-1.0, -2.0], [-1.0, -2.0, 0.0, 3.0], [2.0, 1.0]):
+        q = 0.9999999999999999
+        assert sk.quantiles(one_sketch(np.asarray(values)), 1, q)[0] == \
+            library(values).get_quantile_value(q)

@@ -190,10 +190,16 @@ def quantiles(bins: Bins, n_groups: int, q: float, lo: np.ndarray | None = None,
     fi, la = first[has], last[has]
     before = cum[fi] - bins.count[fi]
     total = cum[la - 1] - before
-    rank = np.floor(q * (total - 1.0)).astype(np.int64)
-    # The library walks bins until the running count exceeds the rank; in integers that is
-    # the first bin whose cumulative count reaches before + rank + 1.
-    idx = np.minimum(np.searchsorted(cum, before + rank + 1, "left"), la - 1)
+    # Counts below zero and at zero per group (slots ascend with the value).
+    cum_neg = np.cumsum(np.where(bins.slot < ZERO_SLOT, bins.count, 0))
+    cum_zero = np.cumsum(np.where(bins.slot == ZERO_SLOT, bins.count, 0))
+    neg = cum_neg[la - 1] - (cum_neg[fi] - np.where(bins.slot[fi] < ZERO_SLOT,
+                                                    bins.count[fi], 0))
+    zero = cum_zero[la - 1] - (cum_zero[fi] - np.where(bins.slot[fi] == ZERO_SLOT,
+                                                       bins.count[fi], 0))
+    k = _rank_in_group(q, total, neg, zero)
+    # The first bin whose cumulative count within the group reaches k + 1.
+    idx = np.minimum(np.searchsorted(cum, before + k + 1, "left"), la - 1)
     got = values_of(bins.slot[idx])
     if lo is not None:
         got = np.asarray(lo)[has] if q == 0.0 else np.maximum(got, np.asarray(lo)[has])
@@ -201,6 +207,20 @@ def quantiles(bins: Bins, n_groups: int, q: float, lo: np.ndarray | None = None,
         got = np.asarray(hi)[has] if q == 1.0 else np.minimum(got, np.asarray(hi)[has])
     out[has] = got
     return out
+
+
+def _rank_in_group(q: float, total: np.ndarray, neg: np.ndarray, zero: np.ndarray
+                   ) -> np.ndarray:
+    """0-based ascending rank of the sample quantile ``q`` picks, computed in floats the way
+    the ``ddsketch`` library does (``get_quantile_value``: the negative side walks down from
+    zero with ``running >= reversed_rank + 1``, the positive side up with
+    ``running > rank``), so float rounding near an integer rank agrees with it too."""
+    rank = q * (total - 1.0)
+    with np.errstate(invalid="ignore"):
+        from_top = np.ceil((neg - rank - 1.0) + 1.0)  # bins counted down from zero
+        positive = np.floor(rank - zero - neg)
+    return np.where(rank < neg, neg - from_top,
+                    np.where(rank < zero + neg, neg, neg + zero + positive)).astype(np.int64)
 
 
 def pack(bucket: np.ndarray, slot: np.ndarray) -> np.ndarray:
