@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sensorium
@@ -379,24 +379,9 @@ def test_one_tier_equals_reaggregated_raw(sc):
     run_scenario(sc, tiers=1)
 
 
-def backfills_a_t1_bucket_before_0(sc: Scenario) -> bool:
-    """The rules come after data in a t1 bucket that starts before 0 (the xfail below)."""
-    return sc.rules_at > 0 and any(
-        t < sc.align1 for op in sc.ops[: sc.rules_at] for t in _r_timestamps(op))
-
-
-def _r_timestamps(op: tuple) -> list[int]:
-    if op[0] == "add":
-        return [op[1]]
-    if op[0] == "madd":
-        return [t for key, t, _ in op[1] if key == "r"]
-    return []
-
-
 @SETTINGS
 @given(scenarios())
 def test_chained_tiers_equal_reaggregated_raw(sc):
-    assume(not backfills_a_t1_bucket_before_0(sc))  # TODO(test, #2): drop with the bug
     run_scenario(sc, tiers=2)
 
 
@@ -509,10 +494,8 @@ def test_newest_closed_twa_bucket_uses_the_next_sample(db):
     assert db.range("t1", "-", "+") == [(0, 7.5)]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Engine._backfill reads the finer tier's closed "
-                   "states from 0, so a t1 bucket that starts before 0 (alignment) never "
-                   "reaches a t2 rule created after it closed")
 def test_backfilled_t2_includes_a_t1_bucket_starting_before_0(db):
+    """Was: the backfill read t1's closed states from 0 and missed the bucket at -5."""
     for key in ("r", "t1", "t2"):
         db.create(key)
     db.createrule("r", "t1", "sum", 10, 5)  # buckets [-5, 5), [5, 15), …
@@ -521,4 +504,4 @@ def test_backfilled_t2_includes_a_t1_bucket_starting_before_0(db):
     db.createrule("t1", "t2", "sum", 20, 5)  # backfill: t2 [-15, 5) holds t1 [-5, 5)
     db.add("r", 30, 1.0)  # closes t1 [5, 15) → t2 closes [-15, 5), stored at 0
     assert db.range("t1", "-", "+") == [(0, 1.0), (5, 1.0)]
-    assert db.range("t2", "-", "+") == [(0, 1.0)]  # the bug: []
+    assert db.range("t2", "-", "+") == [(0, 1.0)]
