@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -119,7 +120,16 @@ class Server:
         """Background merging the system would do anyway, done now (default: nothing)."""
 
     def disk_bytes(self) -> int:
+        """The whole data directory (``du``)."""
         return disk_bytes(self.data_dir)
+
+    def sample_bytes(self) -> int:
+        """Apparent size of the files that hold compressed samples (no index, log, meta)."""
+        return sum(p.stat().st_size for p in self.data_dir.rglob("*")
+                   if p.is_file() and self.is_sample_file(p))
+
+    def is_sample_file(self, path: Path) -> bool:
+        raise NotImplementedError
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -155,6 +165,9 @@ class Sensorium(Server):
                                             if p)
         return env
 
+    def is_sample_file(self, path: Path) -> bool:
+        return path.suffix == ".parquet" and path.name.startswith("raw")
+
     def flush(self) -> None:
         # A clean shutdown checkpoints (memory to blocks, log truncated); a new server on
         # the same directory then answers the queries from the blocks.
@@ -175,9 +188,15 @@ class VictoriaMetrics(Server):
                 # rollup result cache; the queries also pass nocache=1.
                 "-search.disableCache", "-loggerLevel=WARN"]
 
+    def is_sample_file(self, path: Path) -> bool:
+        return path.relative_to(self.data_dir).parts[0] == "data"  # not indexdb, metadata
+
     def flush(self) -> None:
+        # force_flush returns before the newest rows are in parts on disk (1.79 still
+        # flushes its raw-row buffers on a timer): wait until the part files stop growing.
         r = httpx.get(self.url + "/internal/force_flush", timeout=SETTLE_TIMEOUT_S)
         r.raise_for_status()
+        _wait_stable(self.data_dir, self.sample_bytes, quiet_s=5.0)
 
     def settle(self) -> None:
         """Merges every partition into as few parts as it can (``/internal/force_merge``)."""
@@ -237,27 +256,30 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         r = httpx.post(self.url + "/query", data={"q": "CREATE DATABASE bench"}, timeout=30)
         r.raise_for_status()
 
+    def is_sample_file(self, path: Path) -> bool:
+        return path.suffix == ".tsm"
+
     def flush(self) -> None:
+        # Its newest WAL segment stays after the snapshot (until it rolls over at 10 MB):
+        # that, the series files and meta are in the directory figure, not in sample_bytes.
         self.stop()
         self.cold = True
         self.start()
-        wal = self.data_dir / "wal"
-        deadline = time.time() + SETTLE_TIMEOUT_S
-        while time.time() < deadline and _wal_bytes(wal) > 0:
-            time.sleep(1.0)
-        _wait_stable(self.data_dir)
+        _wait_stable(self.data_dir, lambda: (self.sample_bytes(), self._compacting()))
+
+    def _compacting(self) -> bool:
+        return any(p.suffix == ".tmp" for p in (self.data_dir / "data").rglob("*"))
 
 
-def _wal_bytes(wal: Path) -> int:
-    return sum(p.stat().st_size for p in wal.rglob("*.wal"))
-
-
-def _wait_stable(path: Path, quiet_s: float = 10.0) -> None:
-    """Until the bytes under ``path`` have not changed for ``quiet_s`` (merges finished)."""
-    last, since = -1, time.time()
+def _wait_stable(path: Path, probe: Callable[[], object] | None = None,
+                 quiet_s: float = 10.0) -> None:
+    """Until ``probe()`` (default: the bytes under ``path``) has not changed for ``quiet_s``:
+    snapshots and merges have finished."""
+    last: object = None
+    since = time.time()
     deadline = time.time() + SETTLE_TIMEOUT_S
     while time.time() < deadline:
-        now = disk_bytes(path)
+        now = probe() if probe else disk_bytes(path)
         if now != last:
             last, since = now, time.time()
         elif time.time() - since >= quiet_s:
