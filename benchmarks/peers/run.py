@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hotspots
 import httpx
 import numpy as np
 import questions
@@ -81,7 +82,7 @@ def _out(cmd: list[str]) -> str:
 
 
 def ingest(w: Workload, servers: list[Server], pool: LineProtocolClients, segments: int,
-           pause: bool) -> dict[str, dict[str, Any]]:
+           pause: bool, spy: Spy) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {s.name: {"runs": [], "latencies_s": [], "cpu_s": 0.0}
                                       for s in servers}
     for s in servers:  # second 0: every series is new
@@ -99,9 +100,12 @@ def ingest(w: Workload, servers: list[Server], pool: LineProtocolClients, segmen
         line = []
         for s in order:
             s.resume()
+            rec = spy.record(s, f"ingest-{i:02d}")
             cpu0 = s.cpu_s()
             res: RunResult = pool.post(s.url, s.write_path, run)
             cpu = s.cpu_s() - cpu0
+            if rec:
+                rec.stop()
             if pause:
                 s.pause()
             r = out[s.name]
@@ -113,6 +117,42 @@ def ingest(w: Workload, servers: list[Server], pool: LineProtocolClients, segmen
         log(f"segment {i + 1}/{segments}: " + ", ".join(line)
             + f"; load {os.getloadavg()[0]:.1f}")
     return out
+
+
+class Spy:
+    """py-spy recordings of the Sensorium server, one file per run (``hotspots.py``)."""
+
+    def __init__(self, py_spy: str | None, out_dir: Path) -> None:
+        self.py_spy, self.out_dir = py_spy, out_dir
+        self.files: dict[str, list[Path]] = {}
+
+    def record(self, s: Server, name: str) -> hotspots.Recording | None:
+        if self.py_spy is None or s.name != "sensorium":
+            return None
+        out = self.out_dir / f"py-spy-{name}.txt"
+        self.files.setdefault(name.split("-")[0], []).append(out)
+        rec = hotspots.Recording(self.py_spy, s.pid, out)
+        rec.start()
+        time.sleep(0.5)  # attached before the first request
+        return rec
+
+    def report(self) -> str:
+        return "\n".join(hotspots.top(f"Sensorium, {phase}", files)
+                         for phase, files in self.files.items())
+
+
+def profile_queries(w: Workload, s: Server, spy: Spy, calls: int) -> None:
+    """Each question ``calls`` more times with py-spy recording, untimed."""
+    request, _ = questions.CALLS[s.name]
+    with httpx.Client(base_url=s.url, timeout=120) as c:
+        for q in questions.QUESTIONS:
+            rec = spy.record(s, f"{q}-query")
+            if rec is None:
+                return
+            for a in questions.asks(w, q, calls):
+                path, params = request(w, a)
+                c.get(path, params=params).raise_for_status()
+            rec.stop()
 
 
 def flush(w: Workload, servers: list[Server]) -> dict[str, dict[str, Any]]:
@@ -197,6 +237,8 @@ def main() -> None:
     ap.add_argument("--json", help="save every figure here")
     ap.add_argument("--markdown", help="save the table here")
     ap.add_argument("--label", default="", help="saved with the machine info")
+    ap.add_argument("--py-spy", metavar="PATH", help="profile the Sensorium server with this "
+                    "py-spy (slows it: do not quote the figures of such a run)")
     args = ap.parse_args()
     names = args.systems.split(",")
     for n in names:
@@ -226,17 +268,21 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="peers-", dir=args.dir))
     servers = [SYSTEMS[n](root) for n in names]
     result: dict[str, Any] = {"machine": info}
+    spy = Spy(args.py_spy, Path(tempfile.mkdtemp(prefix="peers-py-spy-", dir=args.dir)
+                                if args.py_spy else "."))
     try:
         for s in servers:
             s.start()
             if pause:
                 s.pause()
             log(f"{s.name} up at {s.url} (pid {s.pid}, data {s.data_dir})")
-        result["ingest"] = ingest(w, servers, pool, args.segments, pause)
+        result["ingest"] = ingest(w, servers, pool, args.segments, pause, spy)
         result["disk"] = flush(w, servers)
         result["queries"] = ask(w, servers, args.repeats, args.warmup, pause)
         for s in servers:
             s.resume()
+            if s.name == "sensorium" and args.py_spy:
+                profile_queries(w, s, spy, args.repeats)
             s.settle()
             d = result["disk"][s.name]
             d["settled_bytes_per_sample"] = s.disk_bytes() / w.samples
@@ -256,6 +302,8 @@ def main() -> None:
     result["workload"] = {"series": w.series, "seconds": rounds, "samples": w.samples,
                           "t0_s": t0_s, "batch": w.batch, "clients": args.clients}
     table = report.markdown(result)
+    if args.py_spy:
+        table += f"\npy-spy recordings in {spy.out_dir}\n\n" + spy.report()
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table)
