@@ -49,12 +49,11 @@ def top(title: str, paths: list[Path], project: str = "sensorium") -> str:
         if not stack:
             continue
         n = int(count)
-        frames = [_short(f) for f in stack.split(";")]
+        frames = stack.split(";")
         total += n
-        own[frames[-1]] += n
-        for f in set(frames):
-            if f"{project}/" in f:
-                inclusive[f] += n
+        own[_short(frames[-1])] += n
+        for f in {_short(f) for f in frames if f"({project}/" in f or f"/{project}/" in f}:
+            inclusive[f] += n
     if not total:
         return f"{title}: no samples\n"
     lines = [f"{title}: {total} samples at {RATE_HZ} Hz ({total / RATE_HZ:.1f} s holding "
@@ -66,9 +65,12 @@ def top(title: str, paths: list[Path], project: str = "sensorium") -> str:
 
 
 def _short(frame: str) -> str:
-    """``func (/long/path/pkg/mod.py:12)`` → ``func (pkg/mod.py)``."""
+    """``func (/long/path/pkg/mod.py:12)`` → ``func (pkg/mod.py)``; py-spy already gives
+    packages' frames as ``pkg/sub/mod.py``, which stay whole."""
     name, _, where = frame.partition(" (")
     where = where.rstrip(")").rsplit(":", 1)[0]
+    if not where.startswith("/"):
+        return f"{name} ({where})"
     parts = Path(where).parts
     for anchor in ("site-packages", "src", "lib"):
         if anchor in parts:

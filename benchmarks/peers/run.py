@@ -239,6 +239,8 @@ def main() -> None:
     ap.add_argument("--label", default="", help="saved with the machine info")
     ap.add_argument("--py-spy", metavar="PATH", help="profile the Sensorium server with this "
                     "py-spy (slows it: do not quote the figures of such a run)")
+    ap.add_argument("--py-spy-calls", type=int, default=200,
+                    help="calls of each question recorded after the timed ones")
     args = ap.parse_args()
     names = args.systems.split(",")
     for n in names:
@@ -282,7 +284,7 @@ def main() -> None:
         for s in servers:
             s.resume()
             if s.name == "sensorium" and args.py_spy:
-                profile_queries(w, s, spy, args.repeats)
+                profile_queries(w, s, spy, args.py_spy_calls)
             s.settle()
             d = result["disk"][s.name]
             d["settled_bytes_per_sample"] = s.disk_bytes() / w.samples
