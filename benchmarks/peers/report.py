@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 P99_TARGET_MS = 100.0
-QUERY_ROWS = (("raw_1h", "1 sensor, 1 h raw"),
-              ("avg_1m", "100 sensors of a zone, 1 h as 1-min averages"),
+QUERY_ROWS = (("raw_1h", "1 sensor, {window} raw"),
+              ("avg_1m", "100 sensors of a zone, {window} as 1-min averages"),
               ("avg_1m_mrange", "the same through /api/query (TS.MRANGE)"),
               ("latest", "latest value of 100 sensors"))
 PEERS = ("victoriametrics", "influxdb")
@@ -97,7 +97,10 @@ def markdown(result: dict[str, Any]) -> str:
     row("server CPU-s per million samples", "ingest_cpu_s_per_m_samples", "{:.2f}")
     row("server CPUs busy while ingesting", "ingest_server_cpus", "{:.2f}")
     row("creating the series (first second), s", "create_series_s", "{:.2f}")
+    window_s = min(s["workload"]["seconds"], 3600)
+    window = "1 h" if window_s == 3600 else f"{window_s // 60} min"
     for q, label in QUERY_ROWS:
+        label = label.format(window=window)
         key = f"query_{q}"
         if not any(key in systems[n] for n in names):
             continue
