@@ -61,11 +61,9 @@ def log(msg: str) -> None:
 def machine(names: list[str]) -> dict[str, Any]:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
-    versions = {}
-    if "victoriametrics" in names:
-        versions["victoriametrics"] = _out(["victoria-metrics", "-version"])
-    if "influxdb" in names:
-        versions["influxdb"] = _out(["influxd", "version"])
+    # Debian's VictoriaMetrics build prints no version: ask the package manager for both
+    versions = {n: _out(["dpkg-query", "-W", "-f=${Version}", pkg]) for n, pkg in
+                (("victoriametrics", "victoria-metrics"), ("influxdb", "influxdb")) if n in names}
     commit = _out(["git", "-C", str(REPO_SRC.parent), "describe", "--always", "--dirty"])
     return {"cpu": cpu, "cpus": os.cpu_count(),
             "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -76,7 +74,8 @@ def machine(names: list[str]) -> dict[str, Any]:
 
 def _out(cmd: list[str]) -> str:
     try:
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        return (out.stdout or out.stderr).strip()
     except OSError as exc:
         return f"unavailable ({exc})"
 
