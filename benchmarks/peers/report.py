@@ -115,7 +115,7 @@ def markdown(result: dict[str, Any]) -> str:
     row("after VM's force_merge (end of run): sample files",
         "disk_settled_sample_file_bytes_per_sample", "{:.3f}")
     row("  whole directory", "disk_settled_bytes_per_sample", "{:.3f}")
-    row("flush to disk, s", "disk_flush_s", "{:.1f}")
+    row("flush (with restarts and waits for quiet), s", "disk_flush_s", "{:.1f}")
     lines = ["| " + " | ".join(head) + " |",
              "|" + "|".join("---" if i == 0 or i >= len(head) - 2 else "--:"
                             for i in range(len(head))) + "|"]
