@@ -448,6 +448,8 @@ def read(
     for name in names:
         if name not in meta.columns:
             raise InvalidArgument(f"block {meta.path} has no column {name!r}")
+    if sids is not None and len(sids) == 1:
+        return _read_series(meta, int(np.asarray(sids).ravel()[0]), min_ts, max_ts, names, cache)
     if sids is None:
         pos = np.arange(len(meta.index_sids))
     else:  # every index entry (chunk) of the wanted series
@@ -489,6 +491,64 @@ def read(
         return parts[0]
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
             {n: np.concatenate([p[2][n] for p in parts]) for n in names})
+
+
+def _read_series(
+    meta: BlockMeta, sid: int, min_ts: int, max_ts: int, names: tuple[str, ...],
+    cache: RowGroupCache | None,
+) -> tuple[np.ndarray, np.ndarray, Columns]:
+    """``read`` of one series (TS.RANGE on a key): its chunks are consecutive rows of the
+    block, so the rows to decode are one range (cut at row-group boundaries), sliced from the
+    codes without gathers, and the window is cut from the decoded, sorted timestamps with two
+    binary searches instead of a mask."""
+    lo, hi = meta.index_sids.searchsorted(np.array([sid, sid + 1], np.int32)).tolist()
+    # A series' chunks are in time order: those meeting the window are a run of them.
+    c0 = lo + int(meta.index_max_ts[lo:hi].searchsorted(min_ts, "left"))
+    c1 = lo + int(meta.index_min_ts[lo:hi].searchsorted(max_ts, "right"))
+    if c0 >= c1:
+        return (np.empty(0, np.int32), np.empty(0, np.int64),
+                {n: np.empty(0, meta.columns[n]) for n in names})
+    row_a, row_b = int(meta.index_start[c0]), int(meta.index_end[c1 - 1])
+    rg_start = meta.rg_start
+    k0 = int(rg_start.searchsorted(row_a, "right")) - 1
+    k1 = int(rg_start.searchsorted(row_b - 1, "right")) - 1
+    # A chunk split by a row-group boundary may have no wanted row on one side: the row
+    # group there is not loaded (the rows range crosses the boundary, so its last or first
+    # row belongs to this series).
+    while k0 < k1 and meta.rg_last_ts[k0] < min_ts:
+        k0 += 1
+        row_a = int(rg_start[k0])
+    while k1 > k0 and meta.rg_first_ts[k1] > max_ts:
+        row_b = int(rg_start[k1])
+        k1 -= 1
+    codes = _load_row_groups(meta, list(range(k0, k1 + 1)), names, cache)
+    cuts = [(max(row_a, int(rg_start[k])) - int(rg_start[k]),
+             min(row_b, int(rg_start[k + 1])) - int(rg_start[k])) for k in range(k0, k1 + 1)]
+
+    def column(name: str) -> np.ndarray:
+        if len(codes) == 1:
+            a, b = cuts[0]
+            return codes[0][name][a:b]
+        return np.concatenate([c[name][a:b] for c, (a, b) in zip(codes, cuts, strict=True)])
+
+    # Restart rows: chunk starts and row-group starts (same timestamp where both).
+    chunk_rows = meta.index_start[c0:c1]
+    rg_rows = rg_start[k0:k1 + 1]
+    at = np.concatenate([chunk_rows, rg_rows])
+    first = np.concatenate([meta.index_min_ts[c0:c1], meta.rg_first_ts[k0:k1 + 1]])
+    at, i = np.unique(at, return_index=True)
+    inside = at >= row_a
+    restarts, first = at[inside] - row_a, first[i[inside]]
+    lens = np.diff(np.append(restarts, row_b - row_a))
+    ts = _decode_ts(column("ts"), restarts, lens, first)
+    a, b = ts.searchsorted(np.array([min_ts, max_ts + 1], np.int64)).tolist()
+    out = {}
+    for name in names:
+        x = _decode_delta(column(name), restarts, lens)
+        if meta.columns[name].kind == "f":
+            x = _decode_float(x, column(name + SCALE_SUFFIX))
+        out[name] = x[a:b]
+    return np.full(b - a, sid, np.int32), ts[a:b], out
 
 
 def _read_pieces(
@@ -552,6 +612,9 @@ def _decode_delta(code: np.ndarray, restarts: np.ndarray, lens: np.ndarray) -> n
 
 
 def _decode_float(mantissa: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    lo, hi = (int(scale.min()), int(scale.max())) if len(scale) else (0, 0)
+    if lo >= 0:  # no raw-bits run; usually one scale throughout (sensor decimals)
+        return mantissa / (_POW10[lo] if lo == hi else _POW10[scale])
     raw = scale < 0
     v = mantissa / _POW10[np.where(raw, 0, scale)]
     v[raw] = mantissa[raw].view(np.float64)
