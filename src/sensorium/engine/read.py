@@ -150,6 +150,8 @@ def open_buckets(streams: Streams, ids: np.ndarray,
     idx = np.concatenate([idx, parent])
     bucket = np.concatenate([bucket, (sub_bucket - align) // dur * dur + align])
     states = {k: np.concatenate([states[k], sub_states[k]]) for k in columns}
+    if len(idx) == 0:  # no open bucket anywhere in the chain (rules created, no sample yet)
+        return idx, bucket, states
     # Stable: within a bucket a stream's own state (older samples) stays before its input's.
     order = np.lexsort((bucket, idx))
     idx, bucket = idx[order], bucket[order]
