@@ -222,6 +222,10 @@ def _sketch_quantiles(engine: Engine, rule: Rule, rows: Rows, group: np.ndarray,
 def raw_rows(engine: Engine, sids: np.ndarray, min_ts: int, max_ts: int) -> Rows:
     """Visible raw samples of sorted raw sids (retention applied per series)."""
     reg = engine.registry
+    if len(sids) == 1:  # one series: its retention cutoff narrows the read instead
+        sid = int(sids[0])
+        return engine._shard(sid).read_raw(np.asarray(sids, np.int32),
+                                           max(min_ts, engine.cutoff(sid)), max_ts)
     chunks = []
     for shard in engine.shards:
         mine = sids if len(engine.shards) == 1 else sids[reg.shard[sids] == shard.number]
