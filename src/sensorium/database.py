@@ -349,12 +349,14 @@ class Database:
                            bucket_size_msec, filter_by_ts, filter_by_min_value,
                            filter_by_max_value, align, latest, bucket_timestamp, empty)
 
-    def range_columns(self, key: str, from_time: int | str, to_time: int | str,
-                      **options: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``range`` as numpy columns ``(timestamps int64, values float64)``: the same
-        answer without a Python tuple per sample (a third of a 1-hour read's time). Takes
-        ``range``'s keyword options (``aggregation_type``, ``bucket_size_msec``, …)."""
-        series = self._series(key, from_time, to_time, False, *_options(options))
+    def range_columns(self, key: str, from_time: int | str, to_time: int | str, *,
+                      reverse: bool = False, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``range`` (``revrange`` with ``reverse``) as numpy columns ``(timestamps int64,
+        values float64)``: the same answer without a Python tuple per sample (more than half
+        of a 1-hour read's time). Takes ``range``'s keyword options (``count``,
+        ``aggregation_type``, ``bucket_size_msec``, …). The arrays may be views of engine
+        memory: treat them as read-only."""
+        series = self._series(key, from_time, to_time, reverse, *_options(options))
         return series.ts, series.values
 
     def _range(self, key: str, from_time: int | str, to_time: int | str, reverse: bool,
