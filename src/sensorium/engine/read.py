@@ -234,7 +234,7 @@ def raw_rows(engine: Engine, sids: np.ndarray, min_ts: int, max_ts: int) -> Rows
     rows = concat(chunks, ("value",))
     if len(chunks) > 1:  # shards hold disjoint sids, each chunk sorted by (sid, ts)
         rows = rows.take(np.argsort(rows.sids, kind="stable"))
-    if len(rows):
+    if len(rows) and (reg.retention_ms[sids] > 0).any():
         ret, mx = reg.retention_ms[rows.sids], reg.max_ts[rows.sids]
         visible = (ret <= 0) | (rows.ts >= mx - ret)
         if not visible.all():
