@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 ALL = (0, 2**62)
 _FAR = 2**62
+_NO_TS = np.iinfo(np.int64).min  # no lower bound
 # First window searched for a neighbour outside a query window; each miss widens it 16-fold,
 # so even a neighbour years away costs a dozen reads (of all series still missing one).
 _NEIGHBOUR_WINDOW_MS = 60_000
@@ -99,16 +100,23 @@ def tier_rows(engine: Engine, dests: np.ndarray, lo: np.ndarray, hi: np.ndarray,
         w_lo, w_hi = int(lo[mine].min()), int(hi[mine].max())
         got = shard.rollup.read(by_stream.astype(np.int32), w_lo if w_lo > 0 else -2**62,
                                 w_hi, columns)
-        at = at_of[np.searchsorted(by_stream, got.sids)]  # each row's index in ``dests``
-        opened = streams.open_bucket[got.sids]
-        ret = engine.registry.retention_ms[dests[at]]
-        # One mask: stored, closed, within retention, within the destination's own window.
-        keep = (got.columns["count"] > 0) & (got.ts < opened) & (
-            (ret <= 0) | (got.ts >= opened - streams.bucket_ms[got.sids] - ret)) & (
-            (got.ts >= lo[at]) | (lo[at] <= 0)) & (got.ts <= hi[at])
-        idx = np.flatnonzero(keep)
-        chunks.append(Rows(dests[at[idx]].astype(np.int32), got.ts[idx],
-                           {c: got.columns[c][idx] for c in columns}))
+        # Per stream (rows come sorted by stream, then bucket) the buckets it shows: closed,
+        # within retention and within the destination's own window; then one mask.
+        seg_len = np.diff(np.searchsorted(got.sids, by_stream, "right"), prepend=0)
+        opened = streams.open_bucket[by_stream]
+        ret = engine.registry.retention_ms[dests[at_of]]
+        w_lo = np.where(lo[at_of] > 0, lo[at_of], _NO_TS)
+        w_lo = np.where(ret > 0, np.maximum(w_lo, opened - streams.bucket_ms[by_stream] - ret),
+                        w_lo)
+        w_hi = np.where(opened == EMPTY_TS, EMPTY_TS, np.minimum(hi[at_of], opened - 1))
+        keep = (got.ts >= np.repeat(w_lo, seg_len)) & (got.ts <= np.repeat(w_hi, seg_len))
+        keep &= got.columns["count"] > 0
+        owner = np.repeat(dests[at_of].astype(np.int32), seg_len)
+        if keep.all():
+            chunks.append(Rows(owner, got.ts, {c: got.columns[c] for c in columns}))
+        else:
+            idx = np.flatnonzero(keep)
+            chunks.append(Rows(owner[idx], got.ts[idx], {c: got.columns[c][idx] for c in columns}))
         if not latest:
             continue
         o, bucket, states = open_buckets(streams, stream, columns)
