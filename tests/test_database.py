@@ -430,3 +430,21 @@ def test_one_key_range_equals_written_samples(batches, windows):
                 ts, vals = db.range_columns(key, lo, hi)
                 assert list(zip(ts.tolist(), vals.tolist(), strict=True)) == want
                 assert multi[key] == want
+
+
+def test_mrange_columns_equal_mrange(db):
+    for key, zone in (("m1", "A"), ("m2", "A"), ("m3", "B")):
+        db.create(key, labels={"zone": zone, "type": "t"})
+        db.madd([key] * 50, list(range(0, 50_000, 1000)), [float(i % 7) for i in range(50)])
+    for options in ({}, {"aggregation_type": "avg", "bucket_size_msec": 10_000, "count": 3},
+                    {"groupby": "zone", "reduce": "max", "with_labels": True}):
+        for reverse in (False, True):
+            want = (db.mrevrange if reverse else db.mrange)("-", "+", ["type=t"], **options)
+            got = db.mrange_columns("-", "+", ["type=t"], reverse=reverse, **options)
+            assert [list(e) for e in got] == [list(e) for e in want]
+            for g, w in zip(got, want, strict=True):
+                (labels, (ts, values)), = g.values()
+                assert [labels, list(zip(ts.tolist(), values.tolist(), strict=True))] == \
+                    next(iter(w.values()))
+    with pytest.raises(TypeError):
+        db.mrange_columns("-", "+", ["type=t"], bucket=5)

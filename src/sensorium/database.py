@@ -401,13 +401,25 @@ class Database:
                             filter_by_max_value, groupby, reduce, select_labels, align, latest,
                             bucket_timestamp, empty)
 
+    def mrange_columns(self, from_time: int | str, to_time: int | str, filters: list[str], *,
+                       reverse: bool = False, **options: Any) -> list[dict[str, list[Any]]]:
+        """``mrange`` (``mrevrange`` with ``reverse``) with each series' samples as numpy
+        columns ``(timestamps int64, values float64)`` instead of a list of tuples: no
+        Python object per sample (100 series of a day of minutes are 144,000 tuples).
+        Takes ``mrange``'s keyword options (``aggregation_type``, ``groupby``, …)."""
+        unknown = set(options) - set(_MRANGE_KEYWORDS)
+        if unknown:
+            raise TypeError(f"unknown mrange option(s): {sorted(unknown)}")
+        return self._mrange(from_time, to_time, filters, reverse,
+                            *(options.get(k) for k in _MRANGE_KEYWORDS), columns=True)
+
     def _mrange(self, from_time: int | str, to_time: int | str, filters: Any, reverse: bool,
                 count: int | None, aggregation_type: str | None, bucket_size_msec: int | None,
                 with_labels: bool | None, filter_by_ts: list[int] | None,
                 min_value: float | None, max_value: float | None, groupby: str | None,
                 reducer: str | None, select_labels: list[str] | None, align: int | str | None,
-                latest: bool | None, bucket_timestamp: str | None, empty: bool | None
-                ) -> list[dict[str, list[Any]]]:
+                latest: bool | None, bucket_timestamp: str | None, empty: bool | None,
+                columns: bool = False) -> list[dict[str, list[Any]]]:
         if with_labels and select_labels:
             raise InvalidArgument("cannot accept WITHLABELS and SELECT_LABELS together")
         if (groupby is None) != (reducer is None):
@@ -424,14 +436,14 @@ class Database:
             keyed = sorted(((eng.registry.key(s.sid), s) for s in results), key=lambda x: x[0])
             if groupby is not None:
                 return self._group(keyed, groupby, str(reducer).lower(), reverse, count,
-                                   with_labels, select_labels)
+                                   with_labels, select_labels, columns)
             out = []
             for key, s in keyed:
                 ts, vals = (s.ts[::-1], s.values[::-1]) if reverse else (s.ts, s.values)
                 if count is not None:
                     ts, vals = ts[:count], vals[:count]
                 labels = self._labels(s.sid, with_labels, select_labels)
-                out.append({key: [labels, _pairs(ts, vals)]})
+                out.append({key: [labels, _samples(ts, vals, columns)]})
         return out
 
     def aggregate(self, keys: Sequence[str] | None, from_time: int | str, to_time: int | str,
@@ -482,7 +494,7 @@ class Database:
 
     def _group(self, keyed: list[tuple[str, Any]], label: str, reducer: str, reverse: bool,
                count: int | None, with_labels: bool | None,
-               select_labels: list[str] | None) -> list[dict[str, list[Any]]]:
+               select_labels: list[str] | None, columns: bool) -> list[dict[str, list[Any]]]:
         if reducer not in REDUCERS:
             raise InvalidArgument("Invalid reducer type")
         groups: dict[str, list[tuple[str, Any]]] = {}
@@ -505,7 +517,7 @@ class Database:
                 for name in select_labels:
                     vs = {self.engine.registry.get(s.sid).labels.get(name) for _, s in members}
                     labels[name] = vs.pop() if len(vs) == 1 else None
-            out.append({f"{label}={value}": [labels, _pairs(ts, vals)]})
+            out.append({f"{label}={value}": [labels, _samples(ts, vals, columns)]})
         return out
 
     def _select(self, filters: Any) -> np.ndarray:
@@ -644,6 +656,12 @@ def _pairs(ts: np.ndarray, values: np.ndarray) -> list[tuple[int, float]]:
         gc.enable()
 
 
+def _samples(ts: np.ndarray, values: np.ndarray, columns: bool) -> Any:
+    if columns:
+        return np.ascontiguousarray(ts), np.ascontiguousarray(values)
+    return _pairs(ts, values)
+
+
 def _value(value: Any) -> float:
     try:
         v = float(value)
@@ -670,6 +688,10 @@ def _raise_first(res: AppendResult) -> None:
     raise _ERRORS.get(code, InvalidSampleError)(MESSAGES[code])
 
 
+# ``_mrange``'s arguments after ``reverse``, in order.
+_MRANGE_KEYWORDS = ("count", "aggregation_type", "bucket_size_msec", "with_labels",
+                    "filter_by_ts", "filter_by_min_value", "filter_by_max_value", "groupby",
+                    "reduce", "select_labels", "align", "latest", "bucket_timestamp", "empty")
 _RANGE_KEYWORDS = ("count", "aggregation_type", "bucket_size_msec", "filter_by_ts",
                    "filter_by_min_value", "filter_by_max_value", "align", "latest",
                    "bucket_timestamp", "empty")

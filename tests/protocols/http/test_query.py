@@ -224,3 +224,17 @@ def test_sensor_raw_samples_as_columns(client, filled, path):
     # "now" moves between the two requests: at most the oldest sample differs
     assert len(set(got) ^ set(pairs)) <= 1
     assert all(got[t] == pairs[t] for t in set(got) & set(pairs))
+
+
+@pytest.mark.parametrize("params", [
+    {"aggregation": "max", "bucket": "1h", "with_labels": "true"},
+    {"reverse": "true", "count": 2, "select_labels": "zone"},
+    {"groupby": "type", "reduce": "sum", "aggregation": "sum", "bucket": "1h"},
+])
+def test_mrange_columns_format_equals_pairs(client, filled, params):
+    params = {"filter": "type=t", **params}
+    pairs = client.get("/api/query", params=params).json()["series"]
+    cols = client.get("/api/query", params={**params, "format": "columns"}).json()["series"]
+    assert [(s["key"], s["labels"]) for s in cols] == [(s["key"], s["labels"]) for s in pairs]
+    for c, p in zip(cols, pairs, strict=True):
+        assert [list(x) for x in zip(c["timestamps"], c["values"], strict=True)] == p["samples"]

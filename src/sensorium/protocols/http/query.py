@@ -162,6 +162,7 @@ def router(db: Database) -> APIRouter:
         min_value: float | None = None, max_value: float | None = None,
         with_labels: bool = False, select_labels: Annotated[list[str] | None, Query()] = None,
         groupby: str | None = None, reduce: str | None = None, reverse: bool = False,
+        format: Format = "pairs",  # noqa: A002
     ) -> JSON:
         if not filter:
             raise RequestError(400, "at least one filter (label=value) is required",
@@ -169,11 +170,17 @@ def router(db: Database) -> APIRouter:
         now = now_ms()
         args = _range_args(now, from_, to, count, aggregation, bucket, align, bucket_timestamp,
                            empty, latest, filter_by_ts, min_value, max_value)
-        reply = (db.mrevrange if reverse else db.mrange)(
-            args.pop("from_time"), args.pop("to_time"), filter, with_labels=with_labels,
-            select_labels=fields(select_labels), groupby=groupby, reduce=reduce, **args)
+        frm, to_ = args.pop("from_time"), args.pop("to_time")
+        options = dict(with_labels=with_labels, select_labels=fields(select_labels),
+                       groupby=groupby, reduce=reduce, **args)
         out = []
-        for entry in reply:
+        if format == "columns":
+            for entry in db.mrange_columns(frm, to_, filter, reverse=reverse, **options):
+                for key, (labels, (ts, values)) in entry.items():
+                    out.append({"key": key, "labels": labels, "timestamps": ts,
+                                "values": values})
+            return JSON({"series": out})
+        for entry in (db.mrevrange if reverse else db.mrange)(frm, to_, filter, **options):
             for key, (labels, rows) in entry.items():
                 out.append({"key": key, "labels": labels, "samples": samples(rows)})
         return JSON({"series": out})
