@@ -284,8 +284,13 @@ def _zigzag(d: np.ndarray) -> np.ndarray:
 
 
 def _unzigzag(z: np.ndarray) -> np.ndarray:
-    u = z.view(np.uint64)
-    return (u >> np.uint64(1)).view(np.int64) ^ -(u & np.uint64(1)).view(np.int64)
+    # In place on two temporaries: the one-expression form (uint64 ``&``, negate, ``^``) ran
+    # 8x slower, and was a tenth of a warm multi-series read.
+    out = (z.view(np.uint64) >> np.uint64(1)).view(np.int64)
+    sign = z & 1
+    np.negative(sign, out=sign)
+    out ^= sign
+    return out
 
 
 def _encode_delta(x: np.ndarray, restart: np.ndarray) -> np.ndarray:
