@@ -50,6 +50,9 @@ from engine_common import (  # noqa: E402
 
 PHASES = ("ingest", "memory", "restart", "query", "disk")
 FSYNC_POLICIES = ("batch", "none")
+# How ``madd`` gets its series: as key strings (looked up every batch) or as ids that the
+# writer resolved once with ``series_ids`` (what a gateway with a fixed sensor list does).
+KEY_FORMS = ("str", "ids")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +143,14 @@ class Bench:
             f"{s.repeats} run(s) per variant")
         for rules in (True, False):
             for policy in FSYNC_POLICIES:
-                self._ingest_variant(rules, policy)
+                for keys in KEY_FORMS:
+                    self._ingest_variant(rules, policy, keys)
         shutil.rmtree(self.path("ingest-run"), ignore_errors=True)
 
-    def _ingest_variant(self, rules: bool, policy: str) -> None:
+    def _ingest_variant(self, rules: bool, policy: str, keys: str) -> None:
         s = self.scale
         session = ing.Session(self.setup(rules), self.path("ingest-run"), policy, s.series,
-                              s.batch)
+                              s.batch, ids=keys == "ids")
         kind = "rules" if rules else "plain"
         self.add(result("setup", f"open a copy of the {kind} set-up", "s", [session.open_s],
                         note="restores the checkpointed series and rules"))
@@ -155,15 +159,15 @@ class Bench:
             batches = session.batches(s.ingest_batches)
             yard.append(yardstick_batch(s.batch))
             runs.append(session.run(batches))
-            log(f"    run {rep + 1} rules={rules} fsync={policy}: "
+            log(f"    run {rep + 1} rules={rules} fsync={policy} keys={keys}: "
                 f"{runs[-1]['rate']:,.0f} samples/s")
-        r = self._ingest_results(rules, policy, runs, yard)
+        r = self._ingest_results(rules, policy, keys, runs, yard)
         if self.profile and r.ok is False:
             batches = session.batches(s.ingest_batches)
             self.hot_spots(session.profiled(batches, f"ingest, {r.name}, "
                                                      f"{len(batches)} batches"))
         got = session.close()
-        if rules and policy == "none":
+        if rules and policy == "none" and keys == "str":
             disk, n = got["disk"], session.samples
             shape = (f"{s.series // 1000}k series x {n // s.series} s in "
                      f"{session.checkpoints} blocks")
@@ -173,12 +177,13 @@ class Bench:
             self.add(result("disk", f"raw + tier blocks ({shape}, ingest data)", "B/sample",
                             [(disk["raw_blocks"] + disk["tier_blocks"]) / n]))
 
-    def _ingest_results(self, rules: bool, policy: str, runs: list[dict[str, Any]],
-                        yard: list[float]) -> Result:
+    def _ingest_results(self, rules: bool, policy: str, keys: str,
+                        runs: list[dict[str, Any]], yard: list[float]) -> Result:
         rates = [r["rate"] for r in runs]
         lat = np.concatenate([r["batch_ms"] for r in runs])
         rejected = sum(r["rejected"] for r in runs)
-        name = f"{'3 rules/series' if rules else 'no rules'}, fsync={policy}"
+        name = (f"{'3 rules/series' if rules else 'no rules'}, fsync={policy}, "
+                f"{'ids from series_ids' if keys == 'ids' else 'keys as strings'}")
         main = self.add(result(
             "ingest", name, "samples/s", rates, target=">= 2000000",
             cpu=[r["cpu_rate"] for r in runs], wait=[r["wait"] for r in runs],

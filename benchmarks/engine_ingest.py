@@ -131,9 +131,11 @@ class Session:
     the set-up's costly open is paid once per variant rather than once per run.
     """
 
-    def __init__(self, setup: str, run_dir: str, fsync: str, n_series: int, batch: int) -> None:
+    def __init__(self, setup: str, run_dir: str, fsync: str, n_series: int, batch: int, *,
+                 ids: bool = False) -> None:
         copy_setup(setup, run_dir)
         self.path, self.fsync, self.n_series, self.batch = run_dir, fsync, n_series, batch
+        self.ids = ids  # pass ids resolved once (series_ids) instead of key strings
         t = time.perf_counter()
         self.db = sensorium.open(run_dir, fsync=fsync)
         self.open_s = time.perf_counter() - t
@@ -145,6 +147,10 @@ class Session:
         """The next ``count`` batches of the stream."""
         out = make_batches(self.n_series, self.batch, count, first_second=self.next_second)
         self.next_second += count * self.batch // self.n_series
+        if self.ids:  # resolved before timing, as a writer holding its sensors' ids would
+            ids = self.db.series_ids(sensor_keys(self.n_series), create=False)
+            at = {k: i for i, k in enumerate(sensor_keys(self.n_series).tolist())}
+            out = [Batch(ids[[at[k] for k in b.keys.tolist()]], b.ts, b.values) for b in out]
         return out
 
     def run(self, batches: list[Batch]) -> dict[str, Any]:

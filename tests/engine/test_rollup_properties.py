@@ -12,9 +12,8 @@ sample of a later bucket *arrives* in its source. For ``t1`` the arrivals are ra
 its open bucket is the bucket of the highest timestamp ever written (a delete does not reopen
 anything). For ``t2`` the arrivals are ``t1`` buckets being closed with data, in order or by a
 late revision. Every bucket ``range(dest)`` reports must equal the reference over the raw
-series' current samples, and every closed bucket with data must be reported.
-
-Known bugs have their own minimal reproductions below, marked ``xfail(strict=True)``.
+series' current samples, and every closed bucket with data must be reported. Cases the
+properties once caught have minimal reproductions at the end.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sensorium
@@ -309,11 +308,7 @@ class Run:
         closed = [b for b in all_b if open1 is not None and b < open1]
         for a in sc.aggs1:
             want = {stamp(b): reference(a, series, b, sc.b1) for b in closed}
-            got = self.db.range(f"t1:{a}", "-", "+")
-            if a == "twa" and closed:  # the newest closed twa bucket: see the xfail below
-                want.pop(stamp(closed[-1]))
-                got = [g for g in got if g[0] != stamp(closed[-1])]
-            assert_rows(got, want, f"t1:{a}")
+            assert_rows(self.db.range(f"t1:{a}", "-", "+"), want, f"t1:{a}")
             # LATEST adds the open bucket, computed from the raw samples in it.
             want = {stamp(b): reference(a, series, b, sc.b1) for b in closed}
             if open1 in all_b:
@@ -343,11 +338,7 @@ class Run:
                   if open2 is not None and b < open2]
         for a in sc.aggs2:
             want = {stamp(b): reference(a, series, b, sc.b2) for b in closed}
-            got = self.db.range(f"t2:{a}", "-", "+")
-            if a == "twa" and closed:  # the newest closed twa bucket: see the xfail below
-                want.pop(stamp(closed[-1]))
-                got = [g for g in got if g[0] != stamp(closed[-1])]
-            assert_rows(got, want, f"t2:{a}")
+            assert_rows(self.db.range(f"t2:{a}", "-", "+"), want, f"t2:{a}")
 
 
 def run_scenario(sc: Scenario, tiers: int) -> None:
@@ -379,24 +370,9 @@ def test_one_tier_equals_reaggregated_raw(sc):
     run_scenario(sc, tiers=1)
 
 
-def backfills_a_t1_bucket_before_0(sc: Scenario) -> bool:
-    """The rules come after data in a t1 bucket that starts before 0 (the xfail below)."""
-    return sc.rules_at > 0 and any(
-        t < sc.align1 for op in sc.ops[: sc.rules_at] for t in _r_timestamps(op))
-
-
-def _r_timestamps(op: tuple) -> list[int]:
-    if op[0] == "add":
-        return [op[1]]
-    if op[0] == "madd":
-        return [t for key, t, _ in op[1] if key == "r"]
-    return []
-
-
 @SETTINGS
 @given(scenarios())
 def test_chained_tiers_equal_reaggregated_raw(sc):
-    assume(not backfills_a_t1_bucket_before_0(sc))  # TODO(test, #2): drop with the bug
     run_scenario(sc, tiers=2)
 
 
@@ -493,26 +469,23 @@ def test_tier_bucket_starting_before_epoch_is_stored_at_0(db):
     assert db.range("t1", "-", "+") == [(0, 1.0), (15, 20.0)]
 
 
-# -- known bugs -------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="bug: the newest closed bucket of a twa tier is "
-                   "finalized without its next neighbour (the open bucket's first sample), so "
-                   "its value differs from raw and changes with LATEST")
 def test_newest_closed_twa_bucket_uses_the_next_sample(db):
+    """The open bucket's first sample ends the newest closed twa bucket, with or without
+    LATEST, as the next sample ends a raw twa bucket."""
     db.create("r")
     db.create("t1")
     db.createrule("r", "t1", "twa", 10)
     for ts, v in [(0, 0.0), (5, 10.0), (15, 0.0)]:
         db.add("r", ts, v)
     raw = db.range("r", "-", "+", aggregation_type="twa", bucket_size_msec=10)
-    assert raw[0] == (0, 7.5)  # area 0..5 = 25, 5..10 → 5 (toward (15, 0)) = 50: 75 / 10
-    assert db.range("t1", "-", "+", latest=True)[0] == (0, 7.5)
-    assert db.range("t1", "-", "+") == [(0, 7.5)]
+    # area 0..5 = 25; 5..10 ends at 5, interpolated toward (15, 0): 37.5; 62.5 / 10
+    assert raw[0] == (0, 6.25)
+    assert db.range("t1", "-", "+", latest=True)[0] == (0, 6.25)
+    assert db.range("t1", "-", "+") == [(0, 6.25)]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Engine._backfill reads the finer tier's closed "
-                   "states from 0, so a t1 bucket that starts before 0 (alignment) never "
-                   "reaches a t2 rule created after it closed")
 def test_backfilled_t2_includes_a_t1_bucket_starting_before_0(db):
+    """Was: the backfill read t1's closed states from 0 and missed the bucket at -5."""
     for key in ("r", "t1", "t2"):
         db.create(key)
     db.createrule("r", "t1", "sum", 10, 5)  # buckets [-5, 5), [5, 15), …
@@ -521,4 +494,4 @@ def test_backfilled_t2_includes_a_t1_bucket_starting_before_0(db):
     db.createrule("t1", "t2", "sum", 20, 5)  # backfill: t2 [-15, 5) holds t1 [-5, 5)
     db.add("r", 30, 1.0)  # closes t1 [5, 15) → t2 closes [-15, 5), stored at 0
     assert db.range("t1", "-", "+") == [(0, 1.0), (5, 1.0)]
-    assert db.range("t2", "-", "+") == [(0, 1.0)]  # the bug: []
+    assert db.range("t2", "-", "+") == [(0, 1.0)]

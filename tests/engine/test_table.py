@@ -7,7 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sensorium.engine import table as table_mod
-from sensorium.engine.table import Rows, Table, ranges_to_index, sort_dedup
+from sensorium.engine.table import (
+    Rows,
+    Table,
+    ranges_to_index,
+    segment_search,
+    select_sorted,
+    sort_dedup,
+)
 
 
 def rows(sids, ts, values):
@@ -18,6 +25,32 @@ def rows(sids, ts, values):
 def test_ranges_to_index():
     got = ranges_to_index(np.array([2, 10, 5]), np.array([4, 10, 7]))
     assert got.tolist() == [2, 3, 5, 6]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-3, 25), max_size=40), st.lists(st.integers(0, 40), max_size=8),
+       st.integers(-5, 30), st.sampled_from(["left", "right"]))
+def test_segment_search_equals_searchsorted_per_segment(values, cuts, x, side):
+    v = np.sort(np.asarray(values, np.int64))
+    bounds = np.sort(np.minimum(np.asarray(cuts[: len(cuts) // 2 * 2], np.int64), len(v)))
+    starts, ends = bounds[0::2], bounds[1::2]
+    want = [a + int(np.searchsorted(v[a:b], x, side))
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    assert segment_search(v, starts, ends, x, side).tolist() == want
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 30)), min_size=1, max_size=60),
+       st.lists(st.integers(0, 7), min_size=2, max_size=5, unique=True),
+       st.integers(-2, 32), st.integers(-2, 32))
+def test_select_sorted_of_many_sids_equals_a_mask(keys, wanted, lo, hi):
+    keys = sorted(set(keys))
+    r = rows([k[0] for k in keys], [k[1] for k in keys], [float(i) for i in range(len(keys))])
+    sids = np.asarray(sorted(wanted), np.int32)
+    got = select_sorted(r, sids, lo, hi)
+    want = [(s, t) for s, t in keys if s in wanted and lo <= t <= hi]
+    assert list(zip(got.sids.tolist(), got.ts.tolist(), strict=True)) == want
+    assert got.columns["value"].tolist() == [float(keys.index(k)) for k in want]
 
 
 def test_sort_dedup_keeps_last_of_equal_keys():

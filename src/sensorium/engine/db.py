@@ -493,7 +493,7 @@ class Engine:
         """Builds a new stream from its input's existing data (all buckets, vectorised)."""
         src = np.array([key.source], np.int32)
         if key.from_stream:
-            rows = shard.read_closed_states(src, 0, 2**62)
+            rows = shard.read_closed_states(src, -(2**62), 2**62)
         else:
             rows = shard.read_raw(src, 0, 2**62)
         if len(rows) == 0:

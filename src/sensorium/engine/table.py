@@ -41,6 +41,9 @@ class Rows:
     sids: np.ndarray
     ts: np.ndarray
     columns: Columns = field(default_factory=dict)
+    # (min ts, max ts) of a head part, noted once so that reads skip parts outside their
+    # window (a part is sorted by sid first, so its time bounds are not at its ends).
+    bounds: tuple[int, int] | None = field(default=None, compare=False)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -52,6 +55,12 @@ class Rows:
 
     def take(self, idx: np.ndarray) -> Rows:
         return Rows(self.sids[idx], self.ts[idx], {k: v[idx] for k, v in self.columns.items()})
+
+    def with_bounds(self) -> Rows:
+        """These rows with their time bounds noted (see ``bounds``)."""
+        if len(self) == 0:
+            return self
+        return Rows(self.sids, self.ts, self.columns, (int(self.ts.min()), int(self.ts.max())))
 
 
 def concat(chunks: Sequence[Rows], names: Sequence[str]) -> Rows:
@@ -148,9 +157,30 @@ def select_sorted(rows: Rows, sids: np.ndarray | None, min_ts: int, max_ts: int)
     ends = np.searchsorted(rows.sids, sids, side="right")
     if int((ends - starts).sum()) == len(rows):  # every row is wanted: no gather
         return select_sorted(rows, None, min_ts, max_ts)
-    idx = ranges_to_index(starts, ends)
-    ts = rows.ts[idx]
-    return rows.take(idx[(ts >= min_ts) & (ts <= max_ts)])
+    # Narrow each series' segment to the time window before gathering: a lookup of a few
+    # timestamps in long segments touches a few rows, not whole segments.
+    first = segment_search(rows.ts, starts, ends, min_ts, "left")
+    last = segment_search(rows.ts, first, ends, max_ts, "right")
+    return rows.take(ranges_to_index(first, last))
+
+
+def segment_search(values: np.ndarray, starts: np.ndarray, ends: np.ndarray, x: int,
+                   side: str) -> np.ndarray:
+    """``searchsorted(values[s:e], x, side) + s`` for every segment at once (each sorted).
+
+    A vectorised bisection: one step for all segments per halving of the longest one.
+    """
+    lo, hi = starts.astype(np.int64), ends.astype(np.int64)
+    if len(values) == 0:
+        return lo
+    below = np.less if side == "left" else np.less_equal
+    for _ in range(int((hi - lo).max(initial=0)).bit_length()):
+        active = lo < hi
+        mid = (lo + hi) >> 1
+        go_right = below(values[np.where(active, mid, 0)], x)
+        lo = np.where(active & go_right, mid + 1, lo)
+        hi = np.where(active & ~go_right, mid, hi)
+    return lo
 
 
 class Table:
@@ -202,13 +232,13 @@ class Table:
         """Sorts the unsorted rows into a part (and merges parts if there are too many)."""
         if self.unsorted_rows:
             buffered = self.unsorted
-            self.parts.append(_owned(sort_dedup(buffered), buffered))
+            self.parts.append(_owned(sort_dedup(buffered), buffered).with_bounds())
             self.unsorted_rows = 0
         self._merge_if_too_many()
 
     def _merge_if_too_many(self) -> None:
         if len(self.parts) > MAX_PARTS:
-            self.parts = [sort_dedup(concat(self.parts, self.names))]
+            self.parts = [sort_dedup(concat(self.parts, self.names)).with_bounds()]
 
     def plan_part_merge(self) -> list[Rows] | None:
         """Adjacent parts worth merging (the run of ``PART_MERGE_WIDTH`` with fewest rows).
@@ -224,7 +254,7 @@ class Table:
 
     def merge_parts(self, run: list[Rows]) -> Rows:
         """Pure: one sorted part from a run of adjacent parts (oldest first)."""
-        return sort_dedup(concat(run, self.names))
+        return sort_dedup(concat(run, self.names)).with_bounds()
 
     def swap_parts(self, run: list[Rows], merged: Rows) -> bool:
         """Replaces ``run`` by ``merged`` if the run is still listed (a flush may have taken it)."""
@@ -292,6 +322,8 @@ class Table:
             if len(t):
                 chunks.append(Rows(s, t, cols))
         for p in self.flushing + self.parts:
+            if p.bounds is not None and (p.bounds[1] < min_ts or p.bounds[0] > max_ts):
+                continue
             got = select_sorted(_project(p, names), sids, min_ts, max_ts)
             if len(got):
                 chunks.append(got)
