@@ -366,6 +366,8 @@ def _read_one(table: Table, sid: int, min_ts: int, max_ts: int, names: tuple[str
     around = np.array([sid, sid + 1], np.int32)
     for parts in (table.flushing, table.parts):
         for p in parts:
+            if p.bounds is not None and (p.bounds[1] < min_ts or p.bounds[0] > max_ts):
+                continue
             lo, hi = p.sids.searchsorted(around).tolist()
             if lo == hi:
                 continue
