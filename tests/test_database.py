@@ -1,7 +1,11 @@
 """The public API against RedisTimeSeries semantics (reference: shared/reference)."""
 
+import tempfile
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sensorium
 from sensorium import (
@@ -384,3 +388,63 @@ def test_madd_creates_missing_series_with_new_labels(db):
     assert db.range("n1", "-", "+") == [(1, 2.0), (2, 4.0)]
     none = db.madd(np.array(["n3"], object), [1], [1.0], create=False, new_labels=labels)
     assert not none.ok and not db.exists("n3")
+
+
+_batches = st.lists(st.tuples(
+    st.lists(st.tuples(st.sampled_from("ab"), st.integers(0, 120),
+                       st.integers(-40, 40).map(lambda i: i / 4)), max_size=40),
+    st.sampled_from(["none", "freeze", "checkpoint"])), max_size=6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches=_batches, windows=st.lists(st.tuples(st.integers(-5, 125), st.integers(0, 130)),
+                                          min_size=1, max_size=4))
+def test_one_key_range_equals_written_samples(batches, windows):
+    """``range`` of one key (the single-series read over blocks, parts and the unsorted head)
+    shows the last write of every timestamp, for any window, across checkpoints, and agrees
+    with the multi-series read of ``mrange``."""
+    with tempfile.TemporaryDirectory() as tmp, \
+            sensorium.open(tmp, background=False, fsync="none") as db:
+        for key in "ab":
+            db.create(key, labels={"g": "x"}, duplicate_policy="last")
+        truth: dict[str, dict[int, float]] = {"a": {}, "b": {}}
+        for batch, after in batches:
+            if batch:
+                keys, ts, vals = zip(*batch, strict=True)
+                db.madd(np.array(keys, dtype=object), np.array(ts), np.array(vals))
+                for k, t, v in batch:
+                    truth[k][t] = v
+            if after == "freeze":
+                for t in db.engine.shards[0].raw, db.engine.shards[0].rollup:
+                    t.freeze()
+            elif after == "checkpoint":
+                db.checkpoint()
+        for a, b in windows:
+            lo, hi = max(a, 0), max(a, b, 0)
+            multi = {next(iter(e)): next(iter(e.values()))[1]
+                     for e in db.mrange(lo, hi, ["g=x"])}
+            for key in "ab":
+                want = sorted((t, v) for t, v in truth[key].items() if lo <= t <= hi)
+                assert db.range(key, lo, hi) == want
+                assert db.revrange(key, lo, hi) == want[::-1]
+                ts, vals = db.range_columns(key, lo, hi)
+                assert list(zip(ts.tolist(), vals.tolist(), strict=True)) == want
+                assert multi[key] == want
+
+
+def test_mrange_columns_equal_mrange(db):
+    for key, zone in (("m1", "A"), ("m2", "A"), ("m3", "B")):
+        db.create(key, labels={"zone": zone, "type": "t"})
+        db.madd([key] * 50, list(range(0, 50_000, 1000)), [float(i % 7) for i in range(50)])
+    for options in ({}, {"aggregation_type": "avg", "bucket_size_msec": 10_000, "count": 3},
+                    {"groupby": "zone", "reduce": "max", "with_labels": True}):
+        for reverse in (False, True):
+            want = (db.mrevrange if reverse else db.mrange)("-", "+", ["type=t"], **options)
+            got = db.mrange_columns("-", "+", ["type=t"], reverse=reverse, **options)
+            assert [list(e) for e in got] == [list(e) for e in want]
+            for g, w in zip(got, want, strict=True):
+                (labels, (ts, values)), = g.values()
+                assert [labels, list(zip(ts.tolist(), values.tolist(), strict=True))] == \
+                    next(iter(w.values()))
+    with pytest.raises(TypeError):
+        db.mrange_columns("-", "+", ["type=t"], bucket=5)

@@ -51,3 +51,32 @@ def test_long_series_are_indexed_in_chunks(tmp_path):
     assert got["value"].tolist() == values[40_000:43_600].tolist()
     # chunk restarts cost little: realistic readings stay well under a byte a sample
     assert meta.size_bytes / n < 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(lens=hs.lists(hs.integers(1, 5000), min_size=1, max_size=4), seed=hs.integers(0, 99),
+       rg=hs.sampled_from([700, 1500, 65_536]), at=hs.floats(0, 1), width=hs.floats(0, 1),
+       cached=hs.booleans())
+def test_one_series_read_equals_the_general_read(tmp_path_factory, lens, seed, rg, at, width,
+                                                 cached):
+    """The single-series path (one row range, window cut by binary search) answers as the
+    multi-series path does, windows included that start or end near row-group cuts."""
+    sids, ts, cols = _rows(lens, seed)
+    path = str(tmp_path_factory.mktemp("b") / "block.parquet")
+    meta = block.write_block(path, sids, ts, cols, row_group_rows=rg)
+    cache = block.RowGroupCache(1 << 20) if cached else None
+    for sid in np.unique(sids).tolist():
+        mine = ts[sids == sid]
+        lo = int(mine[int(at * (len(mine) - 1))]) + (seed % 3 - 1)
+        hi = lo + int(width * (int(mine[-1]) - int(mine[0]) + 2))
+        for _ in range(2):  # twice: the second read may come from the cache
+            s, t, got = block.read(meta, np.array([sid]), lo, hi, ("value", "count"), cache=cache)
+            other = np.array([sid, 10**6], np.int32)  # two sids: the general path
+            s2, t2, want = block.read(meta, other, lo, hi, ("value", "count"))
+            assert s.tolist() == s2.tolist() and t.tolist() == t2.tolist()
+            assert got["value"].view(np.int64).tolist() == want["value"].view(np.int64).tolist()
+            assert got["count"].tolist() == want["count"].tolist()
+            mask = (sids == sid) & (ts >= lo) & (ts <= hi)
+            assert t.tolist() == ts[mask].tolist()
+    s, t, got = block.read(meta, np.array([1]), 0, 2**62, ("value",))  # sids are multiples of 3
+    assert len(s) == len(t) == len(got["value"]) == 0

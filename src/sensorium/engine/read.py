@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 ALL = (0, 2**62)
 _FAR = 2**62
+_NO_TS = np.iinfo(np.int64).min  # no lower bound
 # First window searched for a neighbour outside a query window; each miss widens it 16-fold,
 # so even a neighbour years away costs a dozen reads (of all series still missing one).
 _NEIGHBOUR_WINDOW_MS = 60_000
@@ -99,16 +100,23 @@ def tier_rows(engine: Engine, dests: np.ndarray, lo: np.ndarray, hi: np.ndarray,
         w_lo, w_hi = int(lo[mine].min()), int(hi[mine].max())
         got = shard.rollup.read(by_stream.astype(np.int32), w_lo if w_lo > 0 else -2**62,
                                 w_hi, columns)
-        at = at_of[np.searchsorted(by_stream, got.sids)]  # each row's index in ``dests``
-        opened = streams.open_bucket[got.sids]
-        ret = engine.registry.retention_ms[dests[at]]
-        # One mask: stored, closed, within retention, within the destination's own window.
-        keep = (got.columns["count"] > 0) & (got.ts < opened) & (
-            (ret <= 0) | (got.ts >= opened - streams.bucket_ms[got.sids] - ret)) & (
-            (got.ts >= lo[at]) | (lo[at] <= 0)) & (got.ts <= hi[at])
-        idx = np.flatnonzero(keep)
-        chunks.append(Rows(dests[at[idx]].astype(np.int32), got.ts[idx],
-                           {c: got.columns[c][idx] for c in columns}))
+        # Per stream (rows come sorted by stream, then bucket) the buckets it shows: closed,
+        # within retention and within the destination's own window; then one mask.
+        seg_len = np.diff(np.searchsorted(got.sids, by_stream, "right"), prepend=0)
+        opened = streams.open_bucket[by_stream]
+        ret = engine.registry.retention_ms[dests[at_of]]
+        w_lo = np.where(lo[at_of] > 0, lo[at_of], _NO_TS)
+        w_lo = np.where(ret > 0, np.maximum(w_lo, opened - streams.bucket_ms[by_stream] - ret),
+                        w_lo)
+        w_hi = np.where(opened == EMPTY_TS, EMPTY_TS, np.minimum(hi[at_of], opened - 1))
+        keep = (got.ts >= np.repeat(w_lo, seg_len)) & (got.ts <= np.repeat(w_hi, seg_len))
+        keep &= got.columns["count"] > 0
+        owner = np.repeat(dests[at_of].astype(np.int32), seg_len)
+        if keep.all():
+            chunks.append(Rows(owner, got.ts, {c: got.columns[c] for c in columns}))
+        else:
+            idx = np.flatnonzero(keep)
+            chunks.append(Rows(owner[idx], got.ts[idx], {c: got.columns[c][idx] for c in columns}))
         if not latest:
             continue
         o, bucket, states = open_buckets(streams, stream, columns)
@@ -150,6 +158,8 @@ def open_buckets(streams: Streams, ids: np.ndarray,
     idx = np.concatenate([idx, parent])
     bucket = np.concatenate([bucket, (sub_bucket - align) // dur * dur + align])
     states = {k: np.concatenate([states[k], sub_states[k]]) for k in columns}
+    if len(idx) == 0:  # no open bucket anywhere in the chain (rules created, no sample yet)
+        return idx, bucket, states
     # Stable: within a bucket a stream's own state (older samples) stays before its input's.
     order = np.lexsort((bucket, idx))
     idx, bucket = idx[order], bucket[order]
@@ -220,6 +230,10 @@ def _sketch_quantiles(engine: Engine, rule: Rule, rows: Rows, group: np.ndarray,
 def raw_rows(engine: Engine, sids: np.ndarray, min_ts: int, max_ts: int) -> Rows:
     """Visible raw samples of sorted raw sids (retention applied per series)."""
     reg = engine.registry
+    if len(sids) == 1:  # one series: its retention cutoff narrows the read instead
+        sid = int(sids[0])
+        return engine._shard(sid).read_raw(np.asarray(sids, np.int32),
+                                           max(min_ts, engine.cutoff(sid)), max_ts)
     chunks = []
     for shard in engine.shards:
         mine = sids if len(engine.shards) == 1 else sids[reg.shard[sids] == shard.number]
@@ -228,7 +242,7 @@ def raw_rows(engine: Engine, sids: np.ndarray, min_ts: int, max_ts: int) -> Rows
     rows = concat(chunks, ("value",))
     if len(chunks) > 1:  # shards hold disjoint sids, each chunk sorted by (sid, ts)
         rows = rows.take(np.argsort(rows.sids, kind="stable"))
-    if len(rows):
+    if len(rows) and (reg.retention_ms[sids] > 0).any():
         ret, mx = reg.retention_ms[rows.sids], reg.max_ts[rows.sids]
         visible = (ret <= 0) | (rows.ts >= mx - ret)
         if not visible.all():

@@ -310,6 +310,8 @@ class Table:
         The result is sorted by (sid, ts) with one row per key (the newest version).
         """
         names = tuple(columns) if columns is not None else self.names
+        if sids is not None and len(sids) == 1:
+            return _read_one(self, int(sids[0]), min_ts, max_ts, names)
         chunks: list[Rows] = []
         if self.blocks:
             from . import block
@@ -341,6 +343,79 @@ class Table:
             if mask.any():
                 chunks.append(sort_dedup(u.take(np.flatnonzero(mask))))
         return merge_sorted(chunks, names)
+
+
+def _read_one(table: Table, sid: int, min_ts: int, max_ts: int, names: tuple[str, ...]) -> Rows:
+    """``Table.read`` of one series: the hot path of TS.RANGE on a key.
+
+    The general read pays per chunk for a multi-series merge (unique sids, stacked searches)
+    and masks the whole unsorted buffer twice; one series needs a binary search per part, a
+    scan of the buffer's sid column, and, when its pieces follow each other in time (in-order
+    ingestion), one concatenation.
+    """
+    pieces: list[tuple[np.ndarray, Columns]] = []  # oldest first
+    if table.blocks:
+        from . import block
+        want = np.array([sid], np.int32)
+        for meta in table.blocks:
+            if meta.max_ts >= min_ts and meta.min_ts <= max_ts:
+                _, t, cols = block.read(meta, want, min_ts, max_ts, names, cache=table.cache)
+                if len(t):
+                    pieces.append((t, cols))
+    bounds = np.array([min_ts, max_ts + 1], np.int64)
+    around = np.array([sid, sid + 1], np.int32)
+    for parts in (table.flushing, table.parts):
+        for p in parts:
+            if p.bounds is not None and (p.bounds[1] < min_ts or p.bounds[0] > max_ts):
+                continue
+            lo, hi = p.sids.searchsorted(around).tolist()
+            if lo == hi:
+                continue
+            t = p.ts
+            if t[lo] > max_ts or t[hi - 1] < min_ts:
+                continue
+            a, b = (p.ts[lo:hi].searchsorted(bounds) + lo).tolist()
+            if a < b:
+                pieces.append((t[a:b], {n: p.columns[n][a:b] for n in names}))
+    if table.unsorted_rows:
+        n = table.unsorted_rows
+        buf = table._buf
+        idx = np.flatnonzero(buf.sids[:n] == sid)
+        if len(idx):
+            t = buf.ts[idx]
+            idx = idx[(t >= min_ts) & (t <= max_ts)]
+        if len(idx):  # arrival order: sort by ts, the newest of equal timestamps wins
+            t = buf.ts[idx]
+            order = np.argsort(t, kind="stable")
+            keep = np.empty(len(order), bool)
+            keep[-1] = True
+            np.not_equal(t[order[1:]], t[order[:-1]], out=keep[:-1])
+            idx = idx[order[keep]]
+            pieces.append((buf.ts[idx], {n_: buf.columns[n_][idx] for n_ in names}))
+    return _one_series(sid, pieces, names, table.dtypes)
+
+
+def _one_series(sid: int, pieces: list[tuple[np.ndarray, Columns]], names: tuple[str, ...],
+                dtypes: dict[str, np.dtype]) -> Rows:
+    """One series' sorted pieces (oldest first) as Rows; newer pieces win equal timestamps."""
+    if not pieces:
+        return Rows(np.empty(0, np.int32), np.empty(0, np.int64),
+                    {n: np.empty(0, dtypes[n]) for n in names})
+    if len(pieces) == 1:
+        ts, cols = pieces[0]
+    elif all(int(b[0][0]) > int(a[0][-1]) for a, b in zip(pieces[:-1], pieces[1:], strict=True)):
+        ts = np.concatenate([p[0] for p in pieces])
+        cols = {n: np.concatenate([p[1][n] for p in pieces]) for n in names}
+    else:  # pieces overlap in time: stable sort by ts keeps age order among equals
+        ts = np.concatenate([p[0] for p in pieces])
+        order = np.argsort(ts, kind="stable")
+        ts = ts[order]
+        keep = np.empty(len(ts), bool)
+        keep[-1] = True
+        np.not_equal(ts[1:], ts[:-1], out=keep[:-1])
+        order, ts = order[keep], ts[keep]
+        cols = {n: np.concatenate([p[1][n] for p in pieces])[order] for n in names}
+    return Rows(np.full(len(ts), sid, np.int32), ts, cols)
 
 
 def _owned(result: Rows, source: Rows) -> Rows:

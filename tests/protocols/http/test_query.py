@@ -198,3 +198,43 @@ def test_aggregate_many_sensors_by_label(client, db, filled):
     bad = client.get("/api/aggregate", params={"key": "s1:1m"})
     assert bad.status_code == 400 and "is a tier" in bad.json()["error"]
     assert client.get("/api/aggregate", params={"key": "s1", "bucket": "x"}).status_code == 400
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"count": 3}, {"reverse": "true", "count": 2}, {"reverse": "true"},
+    {"aggregation": "avg", "bucket": "1h", "empty": "true", "bucket_timestamp": "mid"},
+    {"min_value": 6, "max_value": 6},
+])
+def test_columns_format_equals_pairs(client, filled, params):
+    url = "/api/series/s1/range"
+    pairs = client.get(url, params=params).json()["samples"]
+    cols = client.get(url, params={**params, "format": "columns"}).json()
+    assert "samples" not in cols
+    assert [list(x) for x in zip(cols["timestamps"], cols["values"], strict=True)] == pairs
+    assert client.get(url, params={"format": "rows"}).status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/api/sensors/s1/raw?period=1h",
+                                  "/api/sensors/s1/data?range=1h"])
+def test_sensor_raw_samples_as_columns(client, filled, path):
+    pairs = dict(map(tuple, client.get(path).json()["data"]))
+    cols = client.get(path + "&format=columns").json()
+    got = dict(zip(cols["timestamps"], cols["values"], strict=True))
+    assert cols["timestamps"] == sorted(got) and len(got) > 300
+    # "now" moves between the two requests: at most the oldest sample differs
+    assert len(set(got) ^ set(pairs)) <= 1
+    assert all(got[t] == pairs[t] for t in set(got) & set(pairs))
+
+
+@pytest.mark.parametrize("params", [
+    {"aggregation": "max", "bucket": "1h", "with_labels": "true"},
+    {"reverse": "true", "count": 2, "select_labels": "zone"},
+    {"groupby": "type", "reduce": "sum", "aggregation": "sum", "bucket": "1h"},
+])
+def test_mrange_columns_format_equals_pairs(client, filled, params):
+    params = {"filter": "type=t", **params}
+    pairs = client.get("/api/query", params=params).json()["series"]
+    cols = client.get("/api/query", params={**params, "format": "columns"}).json()["series"]
+    assert [(s["key"], s["labels"]) for s in cols] == [(s["key"], s["labels"]) for s in pairs]
+    for c, p in zip(cols, pairs, strict=True):
+        assert [list(x) for x in zip(c["timestamps"], c["values"], strict=True)] == p["samples"]
