@@ -652,16 +652,18 @@ def _load_row_groups(
         wanted += [n, n + SCALE_SUFFIX] if meta.columns[n].kind == "f" else [n]
     got: list[Columns] = []
     f: pa.NativeFile | None = None
+    pf: pq.ParquetFile | None = None
     try:
         for k in rgs:
             entry = cache.get((meta.uid, k)) if cache is not None else None
             entry = dict(entry) if entry is not None else {}
             missing = [n for n in wanted if n not in entry]
             if missing:
-                if f is None:
+                if pf is None:  # one open file and reader for all the row groups of a call
                     f = pa.OSFile(meta.path)
-                # The footer is already parsed: hand it over instead of re-reading it.
-                pf = pq.ParquetFile(f, metadata=meta.footer, page_checksum_verification=True)
+                    # The footer is already parsed: hand it over instead of re-reading it.
+                    pf = pq.ParquetFile(f, metadata=meta.footer,
+                                        page_checksum_verification=True)
                 table = pf.read_row_group(k, columns=missing, use_threads=False)
                 for n in missing:
                     entry[n] = table.column(n).to_numpy()
