@@ -76,6 +76,17 @@ def test_retention_gate_and_visibility(db):
         db.add("r", 99, 1.0)
 
 
+def test_a_batch_judges_retention_in_arrival_order(db):
+    """As one add after another: a row is old only next to the newest sample before it."""
+    db.create("r", retention_msecs=100)
+    db.create("q", retention_msecs=100)
+    got = db.madd([("r", 1, 1.0), ("q", 500, 1.0), ("r", 500, 2.0), ("r", 2, 3.0),
+                   ("q", 350, 1.0)])
+    assert got[:3] == [1, 500, 500]
+    assert all(isinstance(g, OutOfRetention) for g in got[3:])
+    assert db.range("r", "-", "+") == [(500, 2.0)]  # 1 was accepted, then expired
+
+
 def test_madd_reports_each_sample(db):
     db.create("a")
     db.create("b")

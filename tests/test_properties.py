@@ -57,17 +57,16 @@ class Model:
 
     def batch(self, rows: list[tuple[str, int, float]], override: str | None = None
               ) -> list[int]:
-        """One append call. Retention is judged against the series' newest sample counting the
-        batch's own newer rows (the engine's documented batch rule); duplicates are resolved in
-        input order."""
+        """One append call, as RedisTimeSeries adds rows: one by one in input order, each
+        judged for retention against its series' newest sample so far (stored or earlier in
+        the batch, refused rows included, as the engine counts them)."""
         newest: dict[str, int] = {}
-        for key, ts, _ in rows:
-            if key in self.series:
-                mx = self.series[key].max_ts
-                newest[key] = max(ts, newest.get(key, ts), -1 if mx is None else mx)
         out = []
         for key, ts, v in rows:
             s = self.series.get(key)
+            if s is not None:
+                mx = s.max_ts
+                newest[key] = max(ts, newest.get(key, ts), -1 if mx is None else mx)
             if s is None:
                 out.append(NOT_FOUND)
             elif s.retention_ms > 0 and ts < newest[key] - s.retention_ms:

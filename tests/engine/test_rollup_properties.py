@@ -495,3 +495,19 @@ def test_backfilled_t2_includes_a_t1_bucket_starting_before_0(db):
     db.add("r", 30, 1.0)  # closes t1 [5, 15) → t2 closes [-15, 5), stored at 0
     assert db.range("t1", "-", "+") == [(0, 1.0), (5, 1.0)]
     assert db.range("t2", "-", "+") == [(0, 1.0)]
+
+
+def test_twa_tier_of_a_tier_ends_its_newest_bucket_with_the_chains_open_sample(db):
+    """Was 0: the next sample after t2's newest closed bucket sits in t1's open bucket (the
+    t1 bucket that followed was emptied by a delete), and only t2's own open bucket was
+    looked at."""
+    for key in ("r", "t1", "t2"):
+        db.create(key)
+    db.createrule("r", "t1", "max", 2)
+    db.createrule("t1", "t2", "twa", 6)
+    for ts, v in [(0, 0.0), (17, 0.0), (31, 2.0)]:
+        db.add("r", ts, v)
+    db.delete("r", 16, 28)
+    raw = db.range("r", "-", "+", aggregation_type="twa", bucket_size_msec=6)
+    assert raw[0] == (0, pytest.approx(6 / 31))  # (0, 0) toward (31, 2) over [0, 6)
+    assert db.range("t2", "-", "+") == [raw[0]]

@@ -101,15 +101,12 @@ def resolve(
     if order is not None:
         s, t, v, ok = s[order], t[order], v[order], ok[order]
 
-    # Retention relative to the series' newest sample, counting this batch's newer ones
-    # (skipped when no series of the batch has one).
+    # Retention relative to the series' newest sample when each row arrives: the stored one
+    # or an earlier row of this batch, as if the rows were added one by one (RedisTimeSeries'
+    # order). Skipped when no series of the batch has a retention.
     ret = retention_ms[s]
     if ret.any():
-        sid_start = _run_starts(s)
-        new_max = np.maximum(max_ts[s], np.repeat(np.maximum.reduceat(t, sid_start),
-                                                  np.diff(np.append(sid_start, len(s))))
-                             if len(s) else t)
-        expired = (ret > 0) & (t < new_max - ret)
+        expired = (ret > 0) & (t < np.maximum(max_ts[s], _newest_so_far(s, t, ok)) - ret)
         status[ok[expired]] = Status.OUT_OF_RETENTION
         live = ~expired
         s, t, v, ok = s[live], t[live], v[live], ok[live]
@@ -173,6 +170,31 @@ def _sort_order(s: np.ndarray, t: np.ndarray) -> np.ndarray | None:
             return None
         return np.argsort(key, kind="stable")
     return np.lexsort((t, s))
+
+
+def _newest_so_far(s: np.ndarray, t: np.ndarray, arrival: np.ndarray) -> np.ndarray:
+    """Per row: the highest ``t`` of its series among the rows that arrived up to it.
+
+    ``arrival`` orders the rows as they came. One cumulative max serves every series: each
+    series' timestamps are lifted above all earlier series' before it runs.
+    """
+    if len(t) == 0:
+        return t
+    order = np.lexsort((arrival, s))
+    so, to = s[order], t[order]
+    start = _run_starts(so)
+    group = np.repeat(np.arange(len(start)), np.diff(np.append(start, len(so))))
+    low, span = int(to.min()), int(to.max()) - int(to.min()) + 1
+    out = np.empty_like(t)
+    if span * len(start) < 2**62:
+        lift = group.astype(np.int64) * span - low
+        out[order] = np.maximum.accumulate(to + lift) - lift
+    else:  # absurd timestamp spans only: one cumulative max per series
+        ends = np.append(start[1:], len(so))
+        out[order] = np.concatenate([np.maximum.accumulate(to[a:b])
+                                     for a, b in zip(start.tolist(), ends.tolist(),
+                                                     strict=True)])
+    return out
 
 
 def _run_starts(keys: np.ndarray) -> np.ndarray:

@@ -168,11 +168,13 @@ def open_buckets(streams: Streams, ids: np.ndarray,
     return idx[starts], bucket[starts], merged
 
 
-def _open_row(engine: Engine, rule: Rule) -> Rows:
-    streams = engine._shard(rule.source).streams
-    i = rule.stream
-    return Rows(np.array([i], np.int32), streams.open_bucket[i : i + 1].copy(),
-                {k: v[i : i + 1].copy() for k, v in streams.open.items()})
+def _open_after(streams: Streams, stream: int, after: int) -> Rows:
+    """The oldest bucket of ``stream`` later than ``after`` that is not closed yet, with the
+    open buckets of its chain merged in (``open_buckets``), as one state row (or none)."""
+    _, bucket, states = open_buckets(streams, np.array([stream]))
+    later = np.flatnonzero(bucket > after)[:1]
+    return Rows(np.full(len(later), stream, np.int32), bucket[later],
+                {k: v[later] for k, v in states.items()})
 
 
 def rule_samples(engine: Engine, rule: Rule, min_ts: int, max_ts: int, latest: bool
@@ -390,8 +392,8 @@ def _tier_edges(engine: Engine, rule: Rule, rows: Rows, min_ts: int | None = Non
     prev = _before(shard.read_closed_states, stream, lo, -rule.bucket_ms, names)
     closed_to = np.array([ob - 1 if ob != EMPTY_TS else EMPTY_TS], np.int64)
     nxt = _after(shard.read_closed_states, stream, hi, closed_to, names)
-    if len(nxt) == 0 and ob != EMPTY_TS and ob > hi and streams.open["count"][rule.stream] > 0:
-        nxt = _open_row(engine, rule)
+    if len(nxt) == 0:  # the next sample is in a bucket not closed yet, here or down the chain
+        nxt = _open_after(streams, rule.stream, hi)
     # State rows carry the stream id as their sid: so do the edges.
     return _edges(stream, prev.sids, prev.columns["last_ts"], prev.columns["last"],
                   nxt.sids, nxt.columns["first_ts"], nxt.columns["first"])
