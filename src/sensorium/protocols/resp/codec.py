@@ -1,9 +1,13 @@
 """RESP2/RESP3 wire codec, sans-IO: request bytes → commands, reply values → bytes.
 
-Requests are parsed by ``hiredis.Reader`` (C) into lists of ``bytes``; ``args()`` decodes
-them to ``str`` (UTF-8, undecodable bytes kept as surrogates so binary key names survive the
-round trip) except on the batched ingest path, which works on the bytes. Like Redis, a
-request that does not start with ``*`` is an *inline* command (``PING\\r\\n`` in telnet).
+Requests are framed here: runs of plain ``TS.ADD``/``TS.MADD`` become columns
+(``frames.Writes``, no per-argument objects); any other frame is handed alone to
+``hiredis.Reader`` (C), which makes a list of ``bytes``; ``args()`` decodes those to ``str``
+(UTF-8, undecodable bytes kept as surrogates so binary key names survive the round trip).
+Once a frame is not ``*n`` + bulk strings, or one frame outgrows ``FRAMED_PENDING_BYTES``,
+the rest of the connection's stream goes to hiredis as a whole (its errors are the
+reference). Like Redis, a request that does not start with ``*`` is an *inline* command
+(``PING\\r\\n`` in telnet).
 
 Replies are plain Python values, encoded per protocol version:
 
@@ -23,6 +27,9 @@ from typing import Any
 
 import hiredis
 
+from . import frames
+from .frames import Writes
+
 # Redis' limit (server.h) of an inline request without newline.
 INLINE_MAX_BYTES = 64 * 1024
 # hiredis allocates an announced array at once (lazily zeroed, but freeing it walks every
@@ -34,7 +41,12 @@ _HUGE_COUNT = re.compile(rb"\*[0-9]{9,}\r")
 # client-query-buffer-limit is 1 GiB; Python objects per argument make ours costlier).
 QUERY_BUFFER_LIMIT = 512 * 2**20
 
+# Bytes one incomplete frame may hold before the stream is left to hiredis: each read
+# re-joins and re-scans the pending bytes, so this bounds that work per read.
+FRAMED_PENDING_BYTES = 1 << 20
+
 Command = list[bytes]  # as parsed; handlers get list[str] (see args)
+Request = Command | Writes  # what the parser yields: one command, or a run of writes
 
 
 class ProtocolError(Exception):
@@ -93,37 +105,96 @@ class RequestParser:
     def __init__(self) -> None:
         self._reader = hiredis.Reader()  # bytes: decoding only what needs it is cheaper
         # Inline commands are read until the first ``*``: after that every byte is RESP
-        # (hiredis does not say where a frame ended, so a later non-``*`` byte cannot be told
-        # apart from the middle of a frame; clients never switch back).
+        # (clients never switch back).
         self._inline_mode = True
         self._inline = b""  # a partial inline line
-        self._pending = 0  # bytes fed since the last complete command
-        self._tail = b""  # the last bytes fed, so that a header split across reads is seen
+        self._framed = True  # frames are found here; False: hiredis takes the whole stream
+        self._buf = b""  # framed: the bytes of an incomplete frame
+        self._resume: tuple[int, int] | None = None  # framed: frame_end's place in it
+        self._pending = 0  # hiredis: bytes fed since the last complete command
+        self._tail = b""  # hiredis: the last bytes fed, so that a header split across reads is seen
 
-    def feed(self, data: bytes) -> tuple[list[Command], ProtocolError | None]:
-        """Parses ``data``; returns the complete commands and the error that ended the stream.
+    def feed(self, data: bytes) -> tuple[list[Request], ProtocolError | None]:
+        """Parses ``data``; returns the complete requests and the error that ended the stream.
 
-        The commands before an error are valid and must be executed before the error reply.
+        The requests before an error are valid and must be executed before the error reply.
         """
-        cmds: list[Command] = []
+        cmds: list[Request] = []
         try:
             if self._inline_mode:
-                data = self._take_inline(data, cmds)
+                data = self._take_inline(data, cmds)  # type: ignore[arg-type]
             if data:
-                if _HUGE_COUNT.search(self._tail + data[:16]):
-                    raise ProtocolError("invalid multibulk length")
-                huge = _HUGE_COUNT.search(data)
-                if huge:  # the commands before it are still answered
-                    data = data[: huge.start()]
-                self._tail = data[-16:]
-                self._reader.feed(data)
-                self._pending += len(data)
-                self._drain(cmds)
-                if huge:
-                    raise ProtocolError("invalid multibulk length")
+                if self._framed:
+                    self._feed_framed(data, cmds)
+                else:
+                    self._feed_hiredis(data, cmds)  # type: ignore[arg-type]
         except ProtocolError as exc:
             return cmds, exc
         return cmds, None
+
+    def _feed_framed(self, data: bytes, cmds: list[Request]) -> None:
+        buf = self._buf + data if self._buf else data
+        resume, self._resume = self._resume, None
+        n = len(buf)
+        pos = 0
+        general = -1  # where the general frames not yet given to hiredis start
+        lines = None
+        while pos < n:
+            if resume is None and n - pos >= frames.SCAN_MIN_BYTES and frames.is_candidate(
+                    buf, pos):
+                if lines is None:
+                    lines = frames.Lines(buf)
+                run, end = frames.scan(lines, pos)
+                if run is not None:
+                    if general >= 0:
+                        self._general(buf[general:pos], cmds)
+                        general = -1
+                    cmds.append(run)
+                    pos = end
+                    continue
+            try:
+                found = frames.frame_end(buf, pos, resume)
+            except ValueError:
+                if general >= 0:
+                    self._general(buf[general:pos], cmds)
+                raise ProtocolError("invalid multibulk length") from None
+            resume = None
+            if found is None:  # not ours to frame: hiredis parses the rest, as it always did
+                if general >= 0:
+                    self._general(buf[general:pos], cmds)
+                self._framed, self._buf = False, b""
+                self._feed_hiredis(buf[pos:], cmds)  # type: ignore[arg-type]
+                return
+            end, self._resume = found
+            if end < 0:
+                break
+            if general < 0:
+                general = pos
+            pos = end
+        if general >= 0:
+            self._general(buf[general:pos], cmds)
+        self._buf = buf[pos:]
+        if len(self._buf) > FRAMED_PENDING_BYTES:
+            rest, self._buf, self._resume, self._framed = self._buf, b"", None, False
+            self._feed_hiredis(rest, cmds)  # type: ignore[arg-type]
+
+    def _general(self, data: bytes, cmds: list[Request]) -> None:
+        """Complete general frames (``frame_end`` vouched for them) → hiredis → commands."""
+        self._reader.feed(data)
+        self._drain(cmds)  # type: ignore[arg-type]
+
+    def _feed_hiredis(self, data: bytes, cmds: list[Command]) -> None:
+        if _HUGE_COUNT.search(self._tail + data[:16]):
+            raise ProtocolError("invalid multibulk length")
+        huge = _HUGE_COUNT.search(data)
+        if huge:  # the commands before it are still answered
+            data = data[: huge.start()]
+        self._tail = data[-16:]
+        self._reader.feed(data)
+        self._pending += len(data)
+        self._drain(cmds)
+        if huge:
+            raise ProtocolError("invalid multibulk length")
 
     def _take_inline(self, data: bytes, cmds: list[Command]) -> bytes:
         while data:
