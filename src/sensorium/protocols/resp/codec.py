@@ -165,8 +165,9 @@ class RequestParser:
                 self._framed, self._buf = False, b""
                 self._feed_hiredis(buf[pos:], cmds)  # type: ignore[arg-type]
                 return
-            end, self._resume = found
-            if end < 0:
+            end, state = found
+            if end < 0:  # the frame is incomplete: kept from its start, with frame_end's place
+                self._resume = None if state is None else (state[0] - pos, state[1])
                 break
             if general < 0:
                 general = pos
