@@ -1,12 +1,12 @@
 """RESP2/RESP3 wire codec, sans-IO: request bytes → commands, reply values → bytes.
 
-Requests are framed here: runs of plain ``TS.ADD``/``TS.MADD`` become columns
-(``frames.Writes``, no per-argument objects); any other frame is handed alone to
-``hiredis.Reader`` (C), which makes a list of ``bytes``; ``args()`` decodes those to ``str``
-(UTF-8, undecodable bytes kept as surrogates so binary key names survive the round trip).
-Once a frame is not ``*n`` + bulk strings, or one frame outgrows ``FRAMED_PENDING_BYTES``,
-the rest of the connection's stream goes to hiredis as a whole (its errors are the
-reference). Like Redis, a request that does not start with ``*`` is an *inline* command
+Requests are framed here: a read that starts with a long run of plain ``TS.ADD``/``TS.MADD``
+has it turned into columns (``frames.Writes``, no per-argument objects); everything else goes
+to ``hiredis.Reader`` (C), which makes a list of ``bytes`` per command and whose errors are
+the reference. While hiredis holds part of a frame, every byte goes to it; at a frame
+boundary the next read may be scanned again. ``args()`` decodes arguments to ``str`` (UTF-8,
+undecodable bytes kept as surrogates so binary key names survive the round trip). Like
+Redis, a request that does not start with ``*`` is an *inline* command
 (``PING\\r\\n`` in telnet).
 
 Replies are plain Python values, encoded per protocol version:
@@ -108,9 +108,8 @@ class RequestParser:
         # (clients never switch back).
         self._inline_mode = True
         self._inline = b""  # a partial inline line
-        self._framed = True  # frames are found here; False: hiredis takes the whole stream
-        self._buf = b""  # framed: the bytes of an incomplete frame
-        self._resume: tuple[int, int] | None = None  # framed: frame_end's place in it
+        self._buf = b""  # the bytes of an incomplete write frame after a run
+        self._resume: tuple[int, int] | None = None  # frame_end's place in it
         self._pending = 0  # hiredis: bytes fed since the last complete command
         self._tail = b""  # hiredis: the last bytes fed, so that a header split across reads is seen
 
@@ -124,20 +123,19 @@ class RequestParser:
             if self._inline_mode:
                 data = self._take_inline(data, cmds)  # type: ignore[arg-type]
             if data:
-                if self._framed:
-                    self._feed_framed(data, cmds)
-                else:
-                    self._feed_hiredis(data, cmds)  # type: ignore[arg-type]
+                self._feed_framed(data, cmds)
         except ProtocolError as exc:
             return cmds, exc
         return cmds, None
 
     def _feed_framed(self, data: bytes, cmds: list[Request]) -> None:
+        if self._reader.has_data():  # hiredis holds part of a frame: these bytes are its
+            self._feed_hiredis(data, cmds)  # type: ignore[arg-type]
+            return
         buf = self._buf + data if self._buf else data
-        resume, self._resume = self._resume, None
+        resume, self._resume, self._buf = self._resume, None, b""
         n = len(buf)
         pos = 0
-        general = -1  # where the general frames not yet given to hiredis start
         lines = None
         while pos < n:
             if resume is None and n - pos >= frames.SCAN_MIN_BYTES and frames.is_candidate(
@@ -146,41 +144,37 @@ class RequestParser:
                     lines = frames.Lines(buf)
                 run, end = frames.scan(lines, pos)
                 if run is not None:
-                    if general >= 0:
-                        self._general(buf[general:pos], cmds)
-                        general = -1
                     cmds.append(run)
                     pos = end
                     continue
+            if resume is None and lines is None:
+                # Not a pipeline of writes: hiredis takes the rest and keeps a partial frame
+                # (the next reads go to it until it is at a frame boundary again).
+                self._feed_hiredis(buf[pos:], cmds)  # type: ignore[arg-type]
+                return
+            # After a run: the frame that ended it (a write too small to scan, one with a
+            # CRLF in an argument, or one that is incomplete), found and given alone.
             try:
                 found = frames.frame_end(buf, pos, resume)
             except ValueError:
-                if general >= 0:
-                    self._general(buf[general:pos], cmds)
                 raise ProtocolError("invalid multibulk length") from None
             resume = None
-            if found is None:  # not ours to frame: hiredis parses the rest, as it always did
-                if general >= 0:
-                    self._general(buf[general:pos], cmds)
-                self._framed, self._buf = False, b""
+            if found is None or not frames.is_candidate(buf, pos):
                 self._feed_hiredis(buf[pos:], cmds)  # type: ignore[arg-type]
                 return
             end, state = found
-            if end < 0:  # the frame is incomplete: kept from its start, with frame_end's place
+            if end < 0:  # incomplete: kept from its start, with frame_end's place in it
                 self._resume = None if state is None else (state[0] - pos, state[1])
+                self._buf = buf[pos:]
                 break
-            if general < 0:
-                general = pos
+            self._general(buf[pos:end], cmds)
             pos = end
-        if general >= 0:
-            self._general(buf[general:pos], cmds)
-        self._buf = buf[pos:]
-        if len(self._buf) > FRAMED_PENDING_BYTES:
-            rest, self._buf, self._resume, self._framed = self._buf, b"", None, False
+        if len(self._buf) > FRAMED_PENDING_BYTES:  # too big to re-join per read: hiredis
+            rest, self._buf, self._resume = self._buf, b"", None
             self._feed_hiredis(rest, cmds)  # type: ignore[arg-type]
 
     def _general(self, data: bytes, cmds: list[Request]) -> None:
-        """Complete general frames (``frame_end`` vouched for them) → hiredis → commands."""
+        """Complete frames (``frame_end`` vouched for them) → hiredis → commands."""
         self._reader.feed(data)
         self._drain(cmds)  # type: ignore[arg-type]
 

@@ -35,9 +35,9 @@ from .numbers import timestamp_status, value_or_none
 if TYPE_CHECKING:
     from .codec import Command
 
-# A scan costs ~30 numpy calls whatever its length; below this many bytes (about 30 TS.ADD)
+# A scan costs ~100 numpy calls whatever its length; below this many bytes (~120 TS.ADD)
 # the general parser is cheaper.
-SCAN_MIN_BYTES = 2048
+SCAN_MIN_BYTES = 8192
 # Frames a Python step handles before a periodic TS.ADD stretch is tried again.
 _ADD_LINES = 9  # *4 $6 TS.ADD $k key $t ts $v value
 _MAX_TS_DIGITS = 18  # below 2**63: numpy int64 arithmetic is exact
