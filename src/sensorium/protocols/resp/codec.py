@@ -136,39 +136,53 @@ class RequestParser:
         resume, self._resume, self._buf = self._resume, None, b""
         n = len(buf)
         pos = 0
+        general = -1  # where complete frames not yet given to hiredis start
         lines = None
         while pos < n:
-            if resume is None and n - pos >= frames.SCAN_MIN_BYTES and frames.is_candidate(
-                    buf, pos):
+            write = resume is not None or frames.is_candidate(buf, pos)
+            if resume is None and write and n - pos >= frames.SCAN_MIN_BYTES:
                 if lines is None:
                     lines = frames.Lines(buf)
                 run, end = frames.scan(lines, pos)
                 if run is not None:
+                    if general >= 0:
+                        self._general(buf[general:pos], cmds)
+                        general = -1
                     cmds.append(run)
                     pos = end
                     continue
-            if resume is None and lines is None:
-                # Not a pipeline of writes: hiredis takes the rest and keeps a partial frame
-                # (the next reads go to it until it is at a frame boundary again).
-                self._feed_hiredis(buf[pos:], cmds)  # type: ignore[arg-type]
-                return
-            # After a run: the frame that ended it (a write too small to scan, one with a
-            # CRLF in an argument, or one that is incomplete), found and given alone.
+            if not write and not (n - pos < 24 and buf[pos] == 42):
+                break  # not a write: hiredis takes the rest (below)
+            # A write the scan did not take (too few bytes to pay, a CRLF in an argument,
+            # incomplete): found in Python, so that an incomplete one is kept here and the
+            # next read can be scanned from its start.
             try:
                 found = frames.frame_end(buf, pos, resume)
             except ValueError:
+                if general >= 0:
+                    self._general(buf[general:pos], cmds)
                 raise ProtocolError("invalid multibulk length") from None
             resume = None
-            if found is None or not frames.is_candidate(buf, pos):
-                self._feed_hiredis(buf[pos:], cmds)  # type: ignore[arg-type]
-                return
+            if found is None:
+                break
             end, state = found
             if end < 0:  # incomplete: kept from its start, with frame_end's place in it
+                if general >= 0:
+                    self._general(buf[general:pos], cmds)
                 self._resume = None if state is None else (state[0] - pos, state[1])
                 self._buf = buf[pos:]
+                return self._limit_pending(cmds)
+            if not frames.is_candidate(buf, pos):
                 break
-            self._general(buf[pos:end], cmds)
+            if general < 0:
+                general = pos
             pos = end
+        if general >= 0:
+            self._general(buf[general:pos], cmds)
+        if pos < n:  # hiredis keeps a partial frame: the next reads go to it until it is done
+            self._feed_hiredis(buf[pos:], cmds)  # type: ignore[arg-type]
+
+    def _limit_pending(self, cmds: list[Request]) -> None:
         if len(self._buf) > FRAMED_PENDING_BYTES:  # too big to re-join per read: hiredis
             rest, self._buf, self._resume = self._buf, b"", None
             self._feed_hiredis(rest, cmds)  # type: ignore[arg-type]

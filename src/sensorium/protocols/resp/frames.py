@@ -42,9 +42,6 @@ SCAN_MIN_BYTES = 8192
 _ADD_LINES = 9  # *4 $6 TS.ADD $k key $t ts $v value
 _MAX_TS_DIGITS = 18  # below 2**63: numpy int64 arithmetic is exact
 _MAX_VALUE_DIGITS = 15  # m < 2**53 and 10**f exact: m / 10**f is float()'s correctly rounded result
-_LOWER = np.arange(256, dtype=np.uint8)
-_LOWER[65:91] += 32
-_TS_ADD = np.frombuffer(b"ts.add", np.uint8)
 _POW10 = np.array([10.0**i for i in range(_MAX_VALUE_DIGITS + 1)])  # exact doubles
 
 
@@ -157,6 +154,14 @@ class _TsText:
     def rows(self) -> tuple[bytes, np.ndarray]:
         """``:ts\\r\\n`` per row, built by one gather; and each row's length."""
         lens = self.e - self.s
+        width = int(lens[0])
+        if (lens == width).all():  # the usual case: one 2-D gather
+            out = np.empty((len(lens), width + 3), np.uint8)
+            out[:, 0] = 58
+            out[:, 1 : width + 1] = self.a[self.s[:, None] + np.arange(width)]
+            out[:, width + 1] = 13
+            out[:, width + 2] = 10
+            return out.tobytes(), lens + 3
         row_lens = lens + 3
         ends = np.cumsum(row_lens)
         begins = ends - row_lens
@@ -270,20 +275,28 @@ def _frames(lines: Lines, line: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.concatenate(parts_at), np.concatenate(parts_n), np.concatenate(parts_madd)
 
 
+def _word(text: bytes) -> np.uint64:
+    return np.frombuffer(text, "<u8")[0]
+
+
+_ADD_HEAD = _word(b"*4\r\n$6\r\n")
+_ADD_NAME = _word(b"ts.add\r\n")
+_ADD_FOLD = _word(b"  \0   \0\0")  # 0x20 on the letters: any case folds to lower case
+
+
 def _add_stretch(lines: Lines, line: int) -> int:
-    """How many frames from ``line`` on have the header lines ``*4``, ``$6``, ``ts.add``
-    (any case); their arguments are checked later with the rest of the run."""
-    a, starts, ends = lines.a, lines.starts, lines.ends
+    """How many frames from ``line`` on start with the lines ``*4``, ``$6``, ``ts.add`` (any
+    case); their arguments are checked later with the rest of the run."""
+    starts, ends = lines.starts, lines.ends
     k = (len(ends) - line) // _ADD_LINES
     if k == 0:
         return 0
-    at = line + _ADD_LINES * np.arange(k)
-    s0, s1, s2 = starts[at], starts[at + 1], starts[at + 2]
-    ok = ((ends[at] - s0 == 2) & (a[s0] == 42) & (a[s0 + 1] == 52)
-          & (ends[at + 1] - s1 == 2) & (a[s1] == 36) & (a[s1 + 1] == 54)
-          & (ends[at + 2] - s2 == 6))
-    idx = np.minimum(s2[:, None] + np.arange(6), len(a) - 1)
-    ok &= (_LOWER[a[idx]] == _TS_ADD).all(axis=1)
+    name = starts[line + 2 : line + 2 + _ADD_LINES * k : _ADD_LINES]
+    name_end = ends[line + 2 : line + 2 + _ADD_LINES * k : _ADD_LINES]
+    ok = ((name - starts[line : line + _ADD_LINES * k : _ADD_LINES] == 8)
+          & (name_end - name == 6)
+          & (lines.words(name) == _ADD_HEAD)
+          & ((lines.words(name_end + 2) | _ADD_FOLD) == _ADD_NAME))
     return k if ok.all() else int(np.argmin(ok))
 
 
