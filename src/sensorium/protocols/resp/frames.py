@@ -1,25 +1,25 @@
 """Request framing without per-argument objects: runs of plain TS.ADD/TS.MADD → columns.
 
 Pipelined writes arrive by the thousand per socket read. A general RESP parser makes a list
-and a ``bytes`` per argument (hiredis: about 0.5 µs per ``TS.ADD``), and the numbers then
+and a ``bytes`` per argument (hiredis: about 0.6 µs per ``TS.ADD``), and the numbers then
 need one ``int()``/``float()`` each. Here the frames of a run are found and checked with
 numpy over the raw buffer, and the columns come straight out of it:
 
 1. ``Lines``: every ``\\r\\n`` of the buffer, once per read (one vectorised compare).
 2. ``scan``: frames from a line on, while they are ``*4 $6 TS.ADD`` (checked for a whole
    stretch at once) or ``*3k+1 $7 TS.MADD`` (one Python step per frame, ~100 samples).
-   Then every argument header of the run is checked at once: ``$`` + canonical digits equal
-   to the length of the line that follows. A bulk string holding ``\\r\\n`` fails that
-   check; the run ends before its frame, which takes the general path.
-3. Columns: the distinct keys as ``bytes`` (found by comparing each key's bytes read as
-   up to ``_KEY_WORDS`` words), and a key index per row; timestamps and values converted
-   with numpy where the text is of the plain form and exactly what ``int``/``float`` give;
-   any other text takes ``numbers.py``'s scalar parser, so the grammar stays
-   RedisTimeSeries'.
+   Then every argument header of the run is checked at once: it must be exactly
+   ``b"$%d" % len(next line)``. A bulk string holding ``\\r\\n`` fails that check; the run
+   ends before its frame, which takes the general path.
+3. Columns, reading the bytes before any offset as one little-endian uint64 word
+   (``Lines.words``): distinct keys by their words (one ``bytes`` per distinct key, and a
+   key index per row); timestamps and values converted eight digits at a time (SWAR, as
+   simdjson does) where the text is of the plain form, which gives exactly what
+   ``int``/``float`` give; any other text takes ``numbers.py``'s scalar parser, so the
+   grammar stays RedisTimeSeries'.
 
-``frame_end`` finds where one general frame ends (``*n`` then ``n`` bulk strings) so that
-the parser can hand exactly that frame to hiredis and resume scanning after it; it answers
-None for anything else (the parser then leaves the connection to hiredis).
+``frame_end`` finds where one general frame ends (``*n`` then ``n`` bulk strings), so that
+the parser can keep an incomplete write frame itself and scan the next read from its start.
 
 Pure: no sockets, no engine.
 """
@@ -38,9 +38,7 @@ if TYPE_CHECKING:
 # A scan costs ~100 numpy calls whatever its length; below this many bytes (~120 TS.ADD)
 # the general parser is cheaper.
 SCAN_MIN_BYTES = 8192
-# Frames a Python step handles before a periodic TS.ADD stretch is tried again.
 _ADD_LINES = 9  # *4 $6 TS.ADD $k key $t ts $v value
-_MAX_TS_DIGITS = 18  # below 2**63: numpy int64 arithmetic is exact
 _MAX_VALUE_DIGITS = 15  # m < 2**53 and 10**f exact: m / 10**f is float()'s correctly rounded result
 _POW10 = np.array([10.0**i for i in range(_MAX_VALUE_DIGITS + 1)])  # exact doubles
 
@@ -409,7 +407,6 @@ _HIGH_NIBBLES = _U(0xF0F0F0F0F0F0F0F0)
 _SIXES = _U(0x0606060606060606)
 # _LOW[k]: the k lowest bytes (k = 0..8).
 _LOW = np.array([(1 << (8 * k)) - 1 for k in range(9)], np.uint64)
-_POW10_INT = 10 ** np.arange(19, dtype=np.int64)
 
 
 def _between(x: np.ndarray, low: int, high: int) -> np.ndarray:
