@@ -13,7 +13,9 @@ others. Two clients:
   written to the socket and their replies parsed with hiredis: what the server can ingest
   when clients are cheap (many devices, each sending a little).
 
-Reports samples/s per repeat and the median. Not a test: nothing here asserts.
+Reports samples/s per repeat and the median, and the server's CPU time per sample (from
+``/proc``; on a shared, loaded machine it moves less than the wall-clock rate). Not a test:
+nothing here asserts.
 """
 
 from __future__ import annotations
@@ -107,8 +109,18 @@ def _client(port: int, mode: str, kind: str, prefix: str, keys: int, samples: in
     out.put(took)
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (0.0 where /proc is missing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_once(port: int, mode: str, kind: str, clients: int, keys: int, samples: int,
-             per_cmd: int, pipeline: int, tag: str) -> float:
+             per_cmd: int, pipeline: int, tag: str, server_pid: int) -> tuple[float, float]:
     ready = mp.Barrier(clients + 1)
     out: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     procs = [mp.Process(target=_client, args=(port, mode, kind, f"{tag}:{c}", keys,
@@ -117,13 +129,15 @@ def run_once(port: int, mode: str, kind: str, clients: int, keys: int, samples: 
     for p in procs:
         p.start()
     ready.wait()
+    cpu = _cpu_s(server_pid)
     t = time.perf_counter()
     for _ in procs:
         out.get()
     wall = time.perf_counter() - t
+    cpu = _cpu_s(server_pid) - cpu
     for p in procs:
         p.join()
-    return clients * samples / wall
+    return clients * samples / wall, cpu / (clients * samples)
 
 
 def main() -> None:
@@ -156,12 +170,15 @@ def main() -> None:
                 for kind in kinds:
                     pipeline = args.pipeline if mode == "add" else max(
                         1, args.pipeline * 100 // args.madd_size // 10)
-                    rates = [run_once(port, mode, kind, args.clients, args.keys, args.samples,
-                                      args.madd_size, pipeline, f"{mode}{kind}{i}")
-                             for i in range(args.repeat)]
+                    runs = [run_once(port, mode, kind, args.clients, args.keys, args.samples,
+                                     args.madd_size, pipeline, f"{mode}{kind}{i}", server.pid)
+                            for i in range(args.repeat)]
+                    rates = [r for r, _ in runs]
+                    cpu_us = statistics.median(c for _, c in runs) * 1e6
                     label = ("TS.ADD" if mode == "add" else f"TS.MADD x{args.madd_size}")
                     print(f"{label:14s} {kind:9s} median {statistics.median(rates):>11,.0f} "
-                          f"samples/s   runs: {', '.join(f'{r:,.0f}' for r in rates)}",
+                          f"samples/s   runs: {', '.join(f'{r:,.0f}' for r in rates)}; "
+                          f"server CPU {cpu_us:.2f} us/sample",
                           flush=True)
         finally:
             stop.set()

@@ -30,13 +30,17 @@ class Client:
         return self.pipeline([args])
 
     def pipeline(self, cmds: list[tuple[str, ...]] | list[list[str]]) -> bytes:
+        return self.raw(self.frames(cmds))
+
+    @staticmethod
+    def frames(cmds: list[tuple[str, ...]] | list[list[str]]) -> bytes:
         data = b""
         for args in cmds:
             data += b"*%d\r\n" % len(args)
             for a in args:
                 b = a.encode("utf-8", "surrogateescape")
                 data += b"$%d\r\n%s\r\n" % (len(b), b)
-        return self.raw(data)
+        return data
 
 
 @pytest.fixture

@@ -1,9 +1,13 @@
 """RESP2/RESP3 wire codec, sans-IO: request bytes → commands, reply values → bytes.
 
-Requests are parsed by ``hiredis.Reader`` (C) into lists of ``bytes``; ``args()`` decodes
-them to ``str`` (UTF-8, undecodable bytes kept as surrogates so binary key names survive the
-round trip) except on the batched ingest path, which works on the bytes. Like Redis, a
-request that does not start with ``*`` is an *inline* command (``PING\\r\\n`` in telnet).
+Requests are framed here: a read that starts with a long run of plain ``TS.ADD``/``TS.MADD``
+has it turned into columns (``frames.Writes``, no per-argument objects); everything else goes
+to ``hiredis.Reader`` (C), which makes a list of ``bytes`` per command and whose errors are
+the reference. While hiredis holds part of a frame, every byte goes to it; at a frame
+boundary the next read may be scanned again. ``args()`` decodes arguments to ``str`` (UTF-8,
+undecodable bytes kept as surrogates so binary key names survive the round trip). Like
+Redis, a request that does not start with ``*`` is an *inline* command
+(``PING\\r\\n`` in telnet).
 
 Replies are plain Python values, encoded per protocol version:
 
@@ -23,6 +27,9 @@ from typing import Any
 
 import hiredis
 
+from . import frames
+from .frames import Writes
+
 # Redis' limit (server.h) of an inline request without newline.
 INLINE_MAX_BYTES = 64 * 1024
 # hiredis allocates an announced array at once (lazily zeroed, but freeing it walks every
@@ -34,7 +41,12 @@ _HUGE_COUNT = re.compile(rb"\*[0-9]{9,}\r")
 # client-query-buffer-limit is 1 GiB; Python objects per argument make ours costlier).
 QUERY_BUFFER_LIMIT = 512 * 2**20
 
+# Bytes one incomplete frame may hold before the stream is left to hiredis: each read
+# re-joins and re-scans the pending bytes, so this bounds that work per read.
+FRAMED_PENDING_BYTES = 1 << 20
+
 Command = list[bytes]  # as parsed; handlers get list[str] (see args)
+Request = Command | Writes  # what the parser yields: one command, or a run of writes
 
 
 class ProtocolError(Exception):
@@ -93,37 +105,105 @@ class RequestParser:
     def __init__(self) -> None:
         self._reader = hiredis.Reader()  # bytes: decoding only what needs it is cheaper
         # Inline commands are read until the first ``*``: after that every byte is RESP
-        # (hiredis does not say where a frame ended, so a later non-``*`` byte cannot be told
-        # apart from the middle of a frame; clients never switch back).
+        # (clients never switch back).
         self._inline_mode = True
         self._inline = b""  # a partial inline line
-        self._pending = 0  # bytes fed since the last complete command
-        self._tail = b""  # the last bytes fed, so that a header split across reads is seen
+        self._buf = b""  # the bytes of an incomplete write frame after a run
+        self._resume: tuple[int, int] | None = None  # frame_end's place in it
+        self._pending = 0  # hiredis: bytes fed since the last complete command
+        self._tail = b""  # hiredis: the last bytes fed, so that a header split across reads is seen
 
-    def feed(self, data: bytes) -> tuple[list[Command], ProtocolError | None]:
-        """Parses ``data``; returns the complete commands and the error that ended the stream.
+    def feed(self, data: bytes) -> tuple[list[Request], ProtocolError | None]:
+        """Parses ``data``; returns the complete requests and the error that ended the stream.
 
-        The commands before an error are valid and must be executed before the error reply.
+        The requests before an error are valid and must be executed before the error reply.
         """
-        cmds: list[Command] = []
+        cmds: list[Request] = []
         try:
             if self._inline_mode:
-                data = self._take_inline(data, cmds)
+                data = self._take_inline(data, cmds)  # type: ignore[arg-type]
             if data:
-                if _HUGE_COUNT.search(self._tail + data[:16]):
-                    raise ProtocolError("invalid multibulk length")
-                huge = _HUGE_COUNT.search(data)
-                if huge:  # the commands before it are still answered
-                    data = data[: huge.start()]
-                self._tail = data[-16:]
-                self._reader.feed(data)
-                self._pending += len(data)
-                self._drain(cmds)
-                if huge:
-                    raise ProtocolError("invalid multibulk length")
+                self._feed_framed(data, cmds)
         except ProtocolError as exc:
             return cmds, exc
         return cmds, None
+
+    def _feed_framed(self, data: bytes, cmds: list[Request]) -> None:
+        if self._reader.has_data():  # hiredis holds part of a frame: these bytes are its
+            self._feed_hiredis(data, cmds)  # type: ignore[arg-type]
+            return
+        buf = self._buf + data if self._buf else data
+        resume, self._resume, self._buf = self._resume, None, b""
+        n = len(buf)
+        pos = 0
+        general = -1  # where complete frames not yet given to hiredis start
+        lines = None
+        while pos < n:
+            write = resume is not None or frames.is_candidate(buf, pos)
+            if resume is None and write and n - pos >= frames.SCAN_MIN_BYTES:
+                if lines is None:
+                    lines = frames.Lines(buf)
+                run, end = frames.scan(lines, pos)
+                if run is not None:
+                    if general >= 0:
+                        self._general(buf[general:pos], cmds)
+                        general = -1
+                    cmds.append(run)
+                    pos = end
+                    continue
+            if not write and not (n - pos < 24 and buf[pos] == 42):
+                break  # not a write: hiredis takes the rest (below)
+            # A write the scan did not take (too few bytes to pay, a CRLF in an argument,
+            # incomplete): found in Python, so that an incomplete one is kept here and the
+            # next read can be scanned from its start.
+            try:
+                found = frames.frame_end(buf, pos, resume)
+            except ValueError:
+                if general >= 0:
+                    self._general(buf[general:pos], cmds)
+                raise ProtocolError("invalid multibulk length") from None
+            resume = None
+            if found is None:
+                break
+            end, state = found
+            if end < 0:  # incomplete: kept from its start, with frame_end's place in it
+                if general >= 0:
+                    self._general(buf[general:pos], cmds)
+                self._resume = None if state is None else (state[0] - pos, state[1])
+                self._buf = buf[pos:]
+                return self._limit_pending(cmds)
+            if not frames.is_candidate(buf, pos):
+                break
+            if general < 0:
+                general = pos
+            pos = end
+        if general >= 0:
+            self._general(buf[general:pos], cmds)
+        if pos < n:  # hiredis keeps a partial frame: the next reads go to it until it is done
+            self._feed_hiredis(buf[pos:], cmds)  # type: ignore[arg-type]
+
+    def _limit_pending(self, cmds: list[Request]) -> None:
+        if len(self._buf) > FRAMED_PENDING_BYTES:  # too big to re-join per read: hiredis
+            rest, self._buf, self._resume = self._buf, b"", None
+            self._feed_hiredis(rest, cmds)  # type: ignore[arg-type]
+
+    def _general(self, data: bytes, cmds: list[Request]) -> None:
+        """Complete frames (``frame_end`` vouched for them) → hiredis → commands."""
+        self._reader.feed(data)
+        self._drain(cmds)  # type: ignore[arg-type]
+
+    def _feed_hiredis(self, data: bytes, cmds: list[Command]) -> None:
+        if _HUGE_COUNT.search(self._tail + data[:16]):
+            raise ProtocolError("invalid multibulk length")
+        huge = _HUGE_COUNT.search(data)
+        if huge:  # the commands before it are still answered
+            data = data[: huge.start()]
+        self._tail = data[-16:]
+        self._reader.feed(data)
+        self._pending += len(data)
+        self._drain(cmds)
+        if huge:
+            raise ProtocolError("invalid multibulk length")
 
     def _take_inline(self, data: bytes, cmds: list[Command]) -> bytes:
         while data:

@@ -2,8 +2,9 @@
 
 Pipelined writes arrive by the thousand per socket read. Executing them one by one costs a
 Python call chain and an engine batch per sample; here a run of them (from one read, an EXEC,
-or several connections at once) is turned into columns, parsed with the column parsers of
-``numbers.py`` and written with one ``Engine.append``; each command's reply is then built
+or several connections at once) is taken as columns (``frames.Writes``: built by the parser
+straight from the request bytes, or here from parsed commands with the column parsers of
+``numbers.py``) and written with one ``Engine.append``; each command's reply is then built
 from the per-row statuses. The replies are exactly those of sequential execution:
 
 * ``TS.ADD`` creates a missing key with the defaults (it has no options on this path) —
@@ -25,11 +26,12 @@ import numpy as np
 from ...engine.head_append import MESSAGES, Status
 from .codec import args, encode, error_line
 from .errors import resp_error
+from .frames import Writes, distinct
 from .numbers import TS_MESSAGES, parse_timestamps, parse_values
 
 if TYPE_CHECKING:
     from ...database import Database
-    from .codec import Command
+    from .codec import Command, Request
 
 _ADD, _MADD = 1, 2
 _BAD_VALUE = 100  # row statuses above the engine's: 100 invalid value, 100 + TS_* timestamp
@@ -52,89 +54,83 @@ def is_fast(cmd: Command) -> bool:
     return n >= 4 and n % 3 == 1
 
 
-def _all_plain_adds(cmds: list[Command]) -> bool:
-    """The common case, decided with two C-level counts instead of a loop."""
-    n = len(cmds)
-    return ([c[0] for c in cmds].count(b"TS.ADD") == n
-            and list(map(len, cmds)).count(4) == n)
-
-
-def fast_prefix(cmds: list[Command], start: int = 0) -> int:
-    """How many commands from ``start`` on can be batched (plain TS.ADD / TS.MADD)."""
-    if start == 0 and cmds and _all_plain_adds(cmds):
-        return len(cmds)
-    i, n = start, len(cmds)
-    while i < n and is_fast(cmds[i]):
+def collect(items: list[Request], start: int = 0) -> tuple[list[Writes], int]:
+    """The run of batchable writes at ``items[start]``: the parser's ``Writes`` and plain
+    commands (turned into ``Writes``); returns them and the index after the run. A command
+    with a non-string argument ends the run (it is a protocol error, like Redis')."""
+    parts: list[Writes] = []
+    cmds: list[Command] = []
+    i, n = start, len(items)
+    while i < n:
+        item = items[i]
+        if type(item) is Writes:
+            if cmds:
+                parts.append(from_commands(cmds))
+                cmds = []
+            parts.append(item)
+        elif type(item[0]) is bytes and is_fast(item):  # type: ignore[arg-type]
+            try:
+                b"".join(item)  # type: ignore[arg-type]
+            except TypeError:
+                break
+            cmds.append(item)  # type: ignore[arg-type]
+        else:
+            break
         i += 1
-    return i - start
+    if cmds:
+        parts.append(from_commands(cmds))
+    return parts, i
 
 
-def run_many(db: Database, runs: list[list[Command]]) -> list[tuple[bytes, int | None]]:
-    """Executes runs of fast writes (one per connection) as one append.
+def from_commands(cmds: list[Command]) -> Writes:
+    """Columns of parsed plain TS.ADD / TS.MADD commands (the hiredis path, EXEC)."""
+    n_cmds = len(cmds)
+    sizes: list[int] | None
+    if ([c[0] for c in cmds].count(b"TS.ADD") == n_cmds
+            and list(map(len, cmds)).count(4) == n_cmds):
+        keys, tss, vals, sizes = [c[1] for c in cmds], [c[2] for c in cmds], \
+            [c[3] for c in cmds], None
+    else:
+        keys, tss, vals, sizes = [], [], [], []
+        for cmd in cmds:
+            if _kind(cmd) == _ADD:
+                keys.append(cmd[1])
+                tss.append(cmd[2])
+                vals.append(cmd[3])
+                sizes.append(0)
+            else:
+                keys += cmd[1::3]
+                tss += cmd[2::3]
+                vals += cmd[3::3]
+                sizes.append(len(cmd) // 3)
+    star = (np.array([i for i, t in enumerate(tss) if t == b"*"], np.int64) if b"*" in tss
+            else np.zeros(0, np.int64))
+    ts, ts_status = parse_timestamps(tss, 0)
+    values, value_ok = parse_values(vals)
+    uniq, key_index = distinct(keys)
+    return Writes(n_cmds, sizes, uniq, key_index, ts, ts_status, values, value_ok, star, tss,
+                  cmds)
 
-    Returns per run its encoded replies and, if a command had a non-string argument, that
-    command's index: the run's replies then cover only the commands before it.
-    """
-    cut: list[int | None] = [None] * len(runs)
-    with db.engine.lock:
-        try:
-            blobs = _run_all(db, runs)
-        except TypeError:  # a non-string argument (found before anything was written)
-            checked = [_valid_prefix(run) for run in runs]
-            runs = [run for run, _ in checked]
-            cut = [bad for _, bad in checked]
-            blobs = _run_all(db, runs)
-    return list(zip(blobs, cut, strict=True))
 
-
-def _run_all(db: Database, runs: list[list[Command]]) -> list[bytes]:
-    flat = runs[0] if len(runs) == 1 else [cmd for run in runs for cmd in run]
-    if not flat:
+def run_many(db: Database, runs: list[list[Writes]]) -> list[bytes]:
+    """Executes runs of writes (one per connection) as one append; per run, its replies."""
+    parts = [w for run in runs for w in run]
+    if not parts:
         return [b""] * len(runs)
-    blobs = _append(db, flat, [len(run) for run in runs])
-    if blobs is None:  # IGNORE filters: one command at a time
-        blobs = [_sequential(db, run) for run in runs]
-    return blobs
-
-
-def _valid_prefix(run: list[Command]) -> tuple[list[Command], int | None]:
-    """The commands before the first one with a non-string argument (a protocol error)."""
-    try:
-        for cmd in run:
-            b"".join(cmd)
-    except TypeError:
-        for i, cmd in enumerate(run):
-            if any(type(a) is not bytes for a in cmd):
-                return run[:i], i
-    return run, None
+    with db.engine.lock:
+        blobs = _append(db, parts)
+        if blobs is None:  # IGNORE filters: one command at a time
+            blobs = [_sequential(db, w.commands()) for w in parts]
+    out: list[bytes] = []
+    pos = 0
+    for run in runs:
+        out.append(b"".join(blobs[pos : pos + len(run)]))
+        pos += len(run)
+    return out
 
 
 def _kind(cmd: Command) -> int:
     return _KINDS.get(cmd[0]) or _KINDS[cmd[0].upper()]
-
-
-def _columns(cmds: list[Command]
-             ) -> tuple[list[bytes], list[bytes], list[bytes], list[int] | None]:
-    """Keys, timestamps and values of all rows; per command its row count (0 = TS.ADD), or
-    None when every command is a plain TS.ADD."""
-    if _all_plain_adds(cmds):
-        return [c[1] for c in cmds], [c[2] for c in cmds], [c[3] for c in cmds], None
-    keys: list[bytes] = []
-    tss: list[bytes] = []
-    vals: list[bytes] = []
-    sizes: list[int] = []
-    for cmd in cmds:
-        if _kind(cmd) == _ADD:
-            keys.append(cmd[1])
-            tss.append(cmd[2])
-            vals.append(cmd[3])
-            sizes.append(0)
-        else:
-            keys += cmd[1::3]
-            tss += cmd[2::3]
-            vals += cmd[3::3]
-            sizes.append(len(cmd) // 3)
-    return keys, tss, vals, sizes
 
 
 def _has_ignore(db: Database, sids: np.ndarray) -> bool:
@@ -151,29 +147,58 @@ def _sequential(db: Database, run: list[Command]) -> bytes:
                     for cmd in run)
 
 
-def _append(db: Database, cmds: list[Command], run_sizes: list[int]) -> list[bytes] | None:
-    """One engine append for all rows of ``cmds``; the encoded replies of each run (a run
-    is ``run_sizes[i]`` consecutive commands). None if the runs must go one by one."""
-    keys, tss, vals, sizes = _columns(cmds)
-    n = len(keys)
-    b"".join(keys)  # raises TypeError on a non-string key, before anything is written
+def _concat(parts: list[Writes]) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray,
+                                          np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct keys, then per row of all parts: key index, ts, ts_status, values,
+    value_ok and is-TS.ADD; ``*`` rows get the time now."""
+    if len(parts) == 1:
+        w = parts[0]
+        keys, key_index = w.keys, w.key_index
+        ts, ts_status, values, value_ok = w.ts, w.ts_status, w.values, w.value_ok
+    else:
+        index: dict[bytes, int] = {}
+        for w in parts:
+            for k in w.keys:
+                index.setdefault(k, len(index))
+        keys = list(index)
+        key_index = np.concatenate([
+            np.fromiter(map(index.__getitem__, w.keys), np.int64, len(w.keys))[w.key_index]
+            for w in parts])
+        ts = np.concatenate([w.ts for w in parts])
+        ts_status = np.concatenate([w.ts_status for w in parts])
+        values = np.concatenate([w.values for w in parts])
+        value_ok = np.concatenate([w.value_ok for w in parts])
+    if any(len(w.star) for w in parts):
+        now = int(time.time() * 1000)
+        offset = 0
+        for w in parts:
+            w.ts[w.star] = now  # the part's own column too: its replies show the time
+            ts[offset + w.star] = now
+            offset += len(w.ts)
+    is_add = np.concatenate([
+        np.ones(len(w.ts), bool) if w.sizes is None
+        else np.repeat(np.array([s == 0 for s in w.sizes]), [s or 1 for s in w.sizes])
+        for w in parts])
+    return keys, key_index, ts, ts_status, values, value_ok, is_add
+
+
+def _append(db: Database, parts: list[Writes]) -> list[bytes] | None:
+    """One engine append for all rows of ``parts``; the encoded replies of each part. None
+    if the commands must go one by one."""
+    keys, key_index, ts, ts_status, values, value_ok, is_add = _concat(parts)
     eng = db.engine
     by_key = eng.registry.by_key
-    names = {k: k.decode("utf-8", "surrogateescape") for k in set(keys)}  # few distinct keys
-    sid_of = {k: by_key.get(name, -1) for k, name in names.items()}
-    sids = np.fromiter(map(sid_of.__getitem__, keys), np.int64, n)
-    if _has_ignore(db, sids):
+    names = [k.decode("utf-8", "surrogateescape") for k in keys]
+    key_sids = np.fromiter((by_key.get(name, -1) for name in names), np.int64, len(names))
+    sids = key_sids[key_index]
+    if _has_ignore(db, key_sids):
         return None
-    ts, ts_status = parse_timestamps(tss, int(time.time() * 1000))
-    values, value_ok = parse_values(vals)
     # RedisTimeSeries parses the value before the timestamp.
     status = np.where(~value_ok, _BAD_VALUE, np.where(ts_status != 0, _BAD_VALUE + ts_status, 0))
-    is_add = (np.ones(n, bool) if sizes is None else
-              np.repeat(np.array([s == 0 for s in sizes]), [s or 1 for s in sizes]))
     try:
-        missing = sids < 0
-        if missing.any():
-            sids = _create_missing(db, keys, names, sids, missing & is_add & (status == 0))
+        if (key_sids < 0).any():
+            sids = _create_missing(db, names, key_index, sids,
+                                   (sids < 0) & is_add & (status == 0))
             # TS.MADD checks the key before parsing its sample.
             status[~is_add & (sids < 0)] = Status.NOT_FOUND
         good = np.flatnonzero(status == 0)
@@ -182,53 +207,38 @@ def _append(db: Database, cmds: list[Command], run_sizes: list[int]) -> list[byt
             status[good] = res.status
     except Exception as exc:  # the engine failed as a whole: every command gets its error
         err = encode(resp_error(exc), 2)
-        return [err * k for k in run_sizes]
-    if not status.any():  # every row written: replies straight from the timestamp texts
-        if b"*" in tss:
-            tss = [b"%d" % t for t in ts.tolist()]
-        return _ok_replies(tss, sizes, run_sizes)
-    return _replies(sizes, ts, status, run_sizes)
-
-
-def _create_missing(db: Database, keys: list[bytes], names: dict[bytes, str],
-                    sids: np.ndarray, creators: np.ndarray) -> np.ndarray:
-    """Creates the keys of valid TS.ADD rows; rows before a key's creation keep sid -1."""
-    first: dict[bytes, int] = {}
-    for i in np.flatnonzero(creators).tolist():
-        first.setdefault(keys[i], i)
-    if not first:
-        return sids
-    db.engine.create_many([names[k] for k in first])
-    by_key = db.engine.registry.by_key
-    sids = sids.copy()
-    for i in np.flatnonzero(sids < 0).tolist():
-        at = first.get(keys[i])
-        if at is not None and i >= at:
-            sids[i] = by_key[names[keys[i]]]
-    return sids
-
-
-def _ok_replies(tss: list[bytes], sizes: list[int] | None, run_sizes: list[int]
-                ) -> list[bytes]:
-    """Replies when every row was written: joins of the (canonical) timestamp texts."""
-    out: list[bytes] = []
-    if sizes is None:  # plain TS.ADD only: one ":ts" per command
-        pos = 0
-        for k in run_sizes:
-            out.append(b":" + b"\r\n:".join(tss[pos : pos + k]) + b"\r\n" if k else b"")
-            pos += k
-        return out
-    cmd = row = 0
-    for k in run_sizes:
-        parts = []
-        for size in sizes[cmd : cmd + k]:
-            rows = max(size, 1)
-            head = b"*%d\r\n:" % size if size else b":"
-            parts.append(head + b"\r\n:".join(tss[row : row + rows]) + b"\r\n")
-            row += rows
-        cmd += k
-        out.append(b"".join(parts))
+        return [err * w.n_cmds for w in parts]
+    if not status.any():  # every row written
+        return [w.ok_replies() for w in parts]
+    out = []
+    row = 0
+    for w in parts:
+        rows = len(w.ts)
+        out.append(_replies(w.sizes, ts[row : row + rows], status[row : row + rows]))
+        row += rows
     return out
+
+
+def _create_missing(db: Database, names: list[str], key_index: np.ndarray, sids: np.ndarray,
+                    creators: np.ndarray) -> np.ndarray:
+    """Creates the keys of valid TS.ADD rows (``creators``); rows before their key's first
+    creating row keep sid -1."""
+    rows = np.flatnonzero(creators)
+    if not len(rows):
+        return sids
+    created, first = np.unique(key_index[rows], return_index=True)
+    order = np.argsort(rows[first])  # create in the order of the rows
+    created, at = created[order], rows[first][order]
+    db.engine.create_many([names[k] for k in created.tolist()])
+    by_key = db.engine.registry.by_key
+    created_at = np.full(len(names), len(sids), np.int64)
+    created_at[created] = at
+    new_sid = np.full(len(names), -1, np.int64)
+    new_sid[created] = [by_key[names[k]] for k in created.tolist()]
+    fill = (sids < 0) & (np.arange(len(sids)) >= created_at[key_index])
+    sids = sids.copy()
+    sids[fill] = new_sid[key_index[fill]]
+    return sids
 
 
 def _row_reply(status: int, ts: int) -> bytes:
@@ -241,21 +251,18 @@ def _row_reply(status: int, ts: int) -> bytes:
     return error_line(f"ERR TSDB: {MESSAGES[Status(status)]}")
 
 
-def _replies(sizes: list[int] | None, ts: np.ndarray, status: np.ndarray,
-             run_sizes: list[int]) -> list[bytes]:
-    """Per run, its commands' replies built from the per-row outcomes."""
+def _replies(sizes: list[int] | None, ts: np.ndarray, status: np.ndarray) -> bytes:
+    """The commands' replies built from the per-row outcomes."""
     rows = [_row_reply(s, t) for s, t in zip(status.tolist(), ts.tolist(), strict=True)]
+    if sizes is None:
+        return b"".join(rows)
     per_cmd: list[bytes] = []
     pos = 0
-    for size in sizes if sizes is not None else [0] * len(rows):
+    for size in sizes:
         if size == 0:
             per_cmd.append(rows[pos])
             pos += 1
         else:
             per_cmd.append(b"*%d\r\n" % size + b"".join(rows[pos : pos + size]))
             pos += size
-    out, pos = [], 0
-    for k in run_sizes:
-        out.append(b"".join(per_cmd[pos : pos + k]))
-        pos += k
-    return out
+    return b"".join(per_cmd)

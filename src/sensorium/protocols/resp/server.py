@@ -22,7 +22,7 @@ import queue
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .codec import Command, RequestParser, error_line
+from .codec import Request, RequestParser, error_line
 from .session import ServerState, Session, execute_jobs
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ READ_BYTES = 1 << 20  # one read: up to ~20k pipelined TS.ADD commands
 STREAM_LIMIT = 4 << 20  # bytes a connection may buffer before its reads pause
 MAX_JOBS = 256  # jobs one commit takes from the queue (bounds reply latency)
 
-_Job = tuple[Session, list[Command], "asyncio.Future[tuple[bytes, bool]]",
+_Job = tuple[Session, list[Request], "asyncio.Future[tuple[bytes, bool]]",
              asyncio.AbstractEventLoop]
 
 
@@ -47,7 +47,7 @@ class EngineThread:
         self._thread = threading.Thread(target=self._run, name="sensorium-resp", daemon=True)
         self._thread.start()
 
-    def submit(self, session: Session, cmds: list[Command]
+    def submit(self, session: Session, cmds: list[Request]
                ) -> asyncio.Future[tuple[bytes, bool]]:
         """Queues ``cmds``; the future gets ``(replies, close)`` once they are durable."""
         loop = asyncio.get_running_loop()

@@ -2,8 +2,9 @@
 
 ``Session.execute(commands)`` runs parsed commands in order and returns the encoded replies:
 authentication, protocol version (HELLO 2/3), MULTI/EXEC queueing, dispatch through the
-command table, and the batched ingest path (runs of plain ``TS.ADD``/``TS.MADD`` become one
-columnar engine call, see ``ingest.py``). ``execute_jobs`` runs the commands of several
+command table, and the batched ingest path (runs of plain ``TS.ADD``/``TS.MADD``, which the
+parser may already deliver as columns, ``frames.Writes``, become one columnar engine call,
+see ``ingest.py``). ``execute_jobs`` runs the commands of several
 connections in one durable commit (group commit); the transport calls it from its single
 engine thread.
 
@@ -20,8 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 # The command modules register their handlers when imported.
 from . import conn_commands, info_commands, ingest, key_commands, ts_read, ts_write  # noqa: F401
-from .codec import QUEUED, Command, Error, ProtocolError, args, check_args, encode, error_line
+from .codec import (
+    QUEUED,
+    Command,
+    Error,
+    ProtocolError,
+    Request,
+    args,
+    check_args,
+    encode,
+    error_line,
+)
 from .errors import CommandError, resp_error
+from .frames import Writes
 from .registry import lookup
 
 if TYPE_CHECKING:
@@ -73,7 +85,7 @@ class Session:
         self.server.clients.pop(self.id, None)
 
     # -- execution --------------------------------------------------------------------------
-    def execute(self, cmds: list[Command]) -> tuple[bytes, bool]:
+    def execute(self, cmds: list[Request]) -> tuple[bytes, bool]:
         """Runs ``cmds``; returns the replies and whether the connection must now close."""
         out: list[bytes] = []
         try:
@@ -84,31 +96,36 @@ class Session:
         self.last_active = time.time()
         return b"".join(out), self.closing
 
-    def leading_writes(self, cmds: list[Command]) -> int:
-        """How many of ``cmds`` from the start can join a shared ingest batch."""
+    def leading_writes(self, cmds: list[Request]) -> tuple[list[Writes], int]:
+        """The writes at the start of ``cmds`` that can join a shared ingest batch, and the
+        index after them."""
         if not self.authenticated or self.multi is not None:
-            return 0
-        return ingest.fast_prefix(cmds)
+            return [], 0
+        return ingest.collect(cmds)
 
-    def _run(self, cmds: list[Command], out: list[bytes]) -> None:
+    def _run(self, cmds: list[Request], out: list[bytes]) -> None:
         i, n = 0, len(cmds)
-        self.server.commands_processed += n
         while i < n and not self.closing:
             cmd = cmds[i]
-            if self.multi is not None and (type(cmd[0]) is not bytes
+            if type(cmd) is Writes and (self.multi is not None or not self.authenticated):
+                cmds = [*cmds[:i], *cmd.commands(), *cmds[i + 1 :]]  # one by one: QUEUED…
+                n = len(cmds)
+                continue
+            if self.multi is not None and (type(cmd[0]) is not bytes  # type: ignore[index]
                                            or cmd[0].lower() not in _MULTI_CONTROL):
-                out.append(self._queue(cmd))
+                self.server.commands_processed += 1
+                out.append(self._queue(cmd))  # type: ignore[arg-type]
                 i += 1
                 continue
-            if self.authenticated and ingest.is_fast(cmd):
-                j = i + ingest.fast_prefix(cmds, i)
-                blob, bad = ingest.run_many(self.db, [cmds[i:j]])[0]
-                out.append(blob)
-                if bad is not None:  # a non-string argument: a protocol error, like Redis
-                    check_args(cmds[i + bad])
-                i = j
-                continue
-            out.append(self.call(cmd))
+            if self.authenticated:
+                parts, j = ingest.collect(cmds, i)
+                if parts:
+                    self.server.commands_processed += sum(w.n_cmds for w in parts)
+                    out.append(ingest.run_many(self.db, [parts])[0])
+                    i = j
+                    continue
+            self.server.commands_processed += 1
+            out.append(self.call(cmd))  # type: ignore[arg-type]
             i += 1
 
     def call(self, cmd: Command) -> bytes:
@@ -196,7 +213,7 @@ def unknown_command(cmd: list[str]) -> Error:
     return Error(f"ERR unknown command '{cmd[0][:128]}', with args beginning with: {args}")
 
 
-def execute_jobs(db: Database, jobs: list[tuple[Session, list[Command]]]
+def execute_jobs(db: Database, jobs: list[tuple[Session, list[Request]]]
                  ) -> list[tuple[bytes, bool]]:
     """Runs several connections' commands in one commit; returns each one's replies.
 
@@ -208,12 +225,10 @@ def execute_jobs(db: Database, jobs: list[tuple[Session, list[Command]]]
     results: list[tuple[bytes, bool]] = []
     with commit(db):
         leads = [s.leading_writes(cmds) for s, cmds in jobs]
-        runs = [cmds[:j] for (_, cmds), j in zip(jobs, leads, strict=True)]
-        blobs = ingest.run_many(db, runs) if any(leads) else [(b"", None)] * len(jobs)
-        for (session, cmds), j, (blob, bad) in zip(jobs, leads, blobs, strict=True):
-            if bad is not None:
-                rest, close = session.execute([cmds[bad]])  # replies with the protocol error
-            else:
-                rest, close = session.execute(cmds[j:])
+        runs = [parts for parts, _ in leads]
+        blobs = ingest.run_many(db, runs) if any(runs) else [b""] * len(jobs)
+        for (session, cmds), (parts, j), blob in zip(jobs, leads, blobs, strict=True):
+            session.server.commands_processed += sum(w.n_cmds for w in parts)
+            rest, close = session.execute(cmds[j:])
             results.append((blob + rest, close))
     return results
