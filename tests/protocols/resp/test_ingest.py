@@ -89,9 +89,8 @@ def _mixed_pipeline(prefix: str) -> list[tuple[str, ...]]:
     for i in range(150):
         cmds.append(("TS.ADD", f"{k}{i % 5}", str(1000 + i), f"{i / 4}"))
     cmds += [
-        # NOTE(resp-fast): RETENTION is wide here because a batch checks retention against
-        # the newest sample of the whole batch (engine, head_append), not the one before.
-        ("TS.ADD", f"{k}opt", "5", "1", "RETENTION", "100000", "LABELS", "a", "b"),
+        # RETENTION 100: the TS.MADD rows at 10.. judge it as one command after another would.
+        ("TS.ADD", f"{k}opt", "5", "1", "RETENTION", "100", "LABELS", "a", "b"),
         ("TS.ADD", f"{k}0", "6", "1", "ON_DUPLICATE", "LAST"),
         ("TS.ADD", f"{k}0"),  # wrong arity
         ("TS.ADD", f"{k}0", "x1", "1"),  # bad timestamp
@@ -104,6 +103,7 @@ def _mixed_pipeline(prefix: str) -> list[tuple[str, ...]]:
     ]
     for i in range(150):
         cmds.append(("TS.MADD", f"{k}{i % 5}", str(3000 + i), "1.5", f"{k}opt", str(10 + i), "-2"))
+    cmds.append(("TS.ADD", f"{k}opt", "20", "1"))  # older than 159 - RETENTION: refused
     cmds.append(("TS.ADD", f"{prefix}blocked", "1", "3"))
     return cmds
 
