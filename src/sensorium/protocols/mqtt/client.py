@@ -64,11 +64,11 @@ class BatchingClient(paho.Client):
                  **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._deliver = deliver
-        self._rbuf = bytearray()
+        self._rbuf = b""  # the start of a packet whose rest has not arrived yet
         self.generation = 0
 
     def reconnect(self) -> MQTTErrorCode:
-        self._rbuf = bytearray()  # bytes of the old socket mean nothing on the new one
+        self._rbuf = b""  # bytes of the old socket mean nothing on the new one
         self.generation += 1
         return super().reconnect()
 
@@ -99,8 +99,8 @@ class BatchingClient(paho.Client):
             return MQTTErrorCode.MQTT_ERR_CONN_LOST
         with self._msgtime_mutex:
             self._last_bytes_received = paho.time_func()
-        buf = self._rbuf
-        buf += data
+        # bytes, not a bytearray: a slice is then the payload itself (one copy, not two)
+        buf = self._rbuf + data if self._rbuf else data
         v5 = self._protocol == paho.MQTTv5
         generation = self.generation
         got: list[Message] = []
@@ -134,7 +134,7 @@ class BatchingClient(paho.Client):
             if cmd & 0xF0 == _PUBLISH and qos < 2:
                 tlen = buf[i] << 8 | buf[i + 1]
                 j = i + 2 + tlen
-                topic = bytes(buf[i + 2:j])
+                topic = buf[i + 2:j]
                 mid = 0
                 if qos:
                     mid = buf[j] << 8 | buf[j + 1]
@@ -149,7 +149,7 @@ class BatchingClient(paho.Client):
                         if not byte & 0x80:
                             break
                     j += plen
-                got.append(new(Message, (topic, bytes(buf[j:end]), mid, qos, generation)))
+                got.append(new(Message, (topic, buf[j:end], mid, qos, generation)))
             else:
                 if got:  # keep the order of deliveries and other packets
                     self._deliver(got)
@@ -166,8 +166,8 @@ class BatchingClient(paho.Client):
             pos = end
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
-        if self._rbuf is buf:  # not replaced by a reconnect inside a handler
-            del buf[:pos]
+        if self.generation == generation:  # no reconnect inside a handler
+            self._rbuf = buf[pos:]
         if got:
             self._deliver(got)
         return rc

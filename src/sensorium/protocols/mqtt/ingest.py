@@ -170,10 +170,10 @@ def _json(messages: Sequence[Message], idx: list[int], topics: list[_Topic | Non
     msg = where[rows.msg]
     # Keys are numbered as they are first seen: per message its topic's key, then the
     # readings' own sensor_ids (rare), so rows take their key by index.
-    number: dict[str | None, int] = {}
     mine = [topics[i] for i in idx]
-    msg_key = np.fromiter((number.setdefault(t.resolved.key, len(number))  # type: ignore[union-attr]
-                           for t in mine), np.int64, len(mine))
+    topic_keys = [t.resolved.key for t in mine]  # type: ignore[union-attr]
+    number = {k: n for n, k in enumerate(dict.fromkeys(topic_keys))}
+    msg_key = np.fromiter(map(number.__getitem__, topic_keys), np.int64, len(topic_keys))
     key_idx = msg_key[rows.msg]
     if rows.sensor_id is not None:
         own = np.flatnonzero(np.not_equal(rows.sensor_id, None))

@@ -121,7 +121,7 @@ def parse_json(payloads: Sequence[bytes], now_ms: int) -> Rows:
         multiline = np.zeros(len(payloads), bool)
     digit = ((first >= ord("0")) & (first <= ord("9"))) | (first == ord("-"))
     brace = (first == ord("{")) & ~multiline
-    if b'"values"' in blob or b'"timestamps"' in blob:  # one scan; per message only if so
+    if brace.any() and (b'"values"' in blob or b'"timestamps"' in blob):  # per message only if so
         columns = brace & np.array([b'"values"' in p or b'"timestamps"' in p
                                     for p in payloads], bool)
     else:
@@ -170,9 +170,13 @@ def _read(body: bytes, options: pj.ParseOptions) -> pa.Table | None:
         return None
 
 
-def _read_all(bodies: list[bytes], idx: list[int], options: pj.ParseOptions
+def _read_all(bodies: list[bytes], idx: list[int], options: pj.ParseOptions,
+              wrap: tuple[bytes, bytes] = (b"", b"")
               ) -> tuple[pa.Table | None, list[int], list[int]]:
     """One table row per message, for the messages pyarrow reads; ``(table, read, failed)``.
+
+    Each message is read as ``wrap[0] + body + wrap[1]`` (wrapped while joining, not copied
+    one by one).
 
     A failed read (or one whose row count is not one per message, e.g. two objects in one
     message) is halved and retried, down to ``SPLIT_MIN`` messages; those go to the slow
@@ -184,7 +188,8 @@ def _read_all(bodies: list[bytes], idx: list[int], options: pj.ParseOptions
     todo = [(0, len(bodies))]
     while todo:
         lo, hi = todo.pop()
-        table = _read(b"\n".join(bodies[lo:hi]), options)
+        head, tail = wrap
+        table = _read(head + (tail + b"\n" + head).join(bodies[lo:hi]) + tail, options)
         if table is not None and table.num_rows == hi - lo:
             tables.append(table)
             read.extend(idx[lo:hi])
@@ -213,8 +218,8 @@ def _fast_objects(payloads: Sequence[bytes], idx: list[int], now_ms: int
 
 def _fast_lists(payloads: Sequence[bytes], idx: list[int], now_ms: int
                 ) -> tuple[Rows, list[int]]:
-    table, read, failed = _read_all([b'{"r":' + payloads[i] + b"}" for i in idx], idx,
-                                    _LIST_OPTIONS)
+    table, read, failed = _read_all([payloads[i] for i in idx], idx, _LIST_OPTIONS,
+                                    (b'{"r":', b"}"))
     if table is None:
         return Rows(), failed
     lists = table.column("r").combine_chunks()
