@@ -1,6 +1,7 @@
 """JSON and line-protocol payloads → columns (no sockets, no engine)."""
 
 import json
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -117,6 +118,17 @@ _payload = st.one_of(
 @given(st.lists(_payload, max_size=12))
 def test_fast_and_slow_paths_agree(payloads):
     got = parse_json(payloads, NOW)
+    want = payload._slow(payloads, list(range(len(payloads))), NOW)
+    assert rows(got) == rows(want)
+    assert got.errors == want.errors
+    assert got.labels == want.labels
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_payload, max_size=24))
+def test_fast_and_slow_paths_agree_when_failed_reads_are_split_down_to_one_message(payloads):
+    with mock.patch.object(payload, "SPLIT_MIN", 1):
+        got = parse_json(payloads, NOW)
     want = payload._slow(payloads, list(range(len(payloads))), NOW)
     assert rows(got) == rows(want)
     assert got.errors == want.errors
