@@ -3,9 +3,10 @@
 ``Router`` maps topics to routes (cached per distinct topic); :func:`to_columns` turns the
 messages of one flush into key/timestamp/value columns and per-message errors, parsing every
 JSON payload of the flush in one ``payload.parse_json`` call and the line-protocol payloads
-of each topic as one body; :func:`write_columns` writes them as one durable commit
-(``db.batch()``: one ``madd``, plus ``create_many`` and a second ``madd`` for series seen for
-the first time, with the labels of their topic and reading).
+of each topic as one body; keys are numbered once per message, not per row.
+:func:`write_columns` looks the keys up once, creates the series seen for the first time
+(``create_many``, with the labels of their topic and reading) and writes the rows by series
+id as one durable commit (``madd``).
 
 Only ``write_columns`` touches the database; the rest is pure.
 """
