@@ -21,7 +21,8 @@ The clock runs from the first publish until the server's ``GET /api/mqtt`` count
 sample written; then every series is read back over HTTP and the samples counted: nothing
 may be missing.
 Reports messages/s and samples/s per repeat and their medians, plus the CPU time the server
-and mosquitto used (the machine has 2 cores for publishers, broker and server together).
+and mosquitto used (the machine has 2 cores for publishers, broker and server together) and
+the server's CPU per sample, which depends less on what else runs on a shared machine.
 Not a test: nothing asserts.
 """
 
@@ -289,12 +290,14 @@ def main() -> None:
                       f"in {r['seconds']:.2f} s → {r['msgs_per_s']:,.0f} msg/s, "
                       f"{r['samples_per_s']:,.0f} samples/s; stored {r['stored']:,} "
                       f"(missing {lost:,}), acked {r['acked']:,}, bad {r['bad']}, "
-                      f"{r['flushes']} flushes, CPU: server {r['server_cpu_s']:.1f} s, "
+                      f"{r['flushes']} flushes, CPU: server {r['server_cpu_s']:.1f} s "
+                      f"({r['server_cpu_s'] / r['samples'] * 1e6:.2f} µs/sample), "
                       f"mosquitto {r['broker_cpu_s']:.1f} s", flush=True)
+            cpu_us = statistics.median(r["server_cpu_s"] / r["samples"] for r in runs) * 1e6
             print(f"{scenario:6s} qos{qos} median: "
                   f"{statistics.median(r['msgs_per_s'] for r in runs):,.0f} msg/s, "
-                  f"{statistics.median(r['samples_per_s'] for r in runs):,.0f} samples/s",
-                  flush=True)
+                  f"{statistics.median(r['samples_per_s'] for r in runs):,.0f} samples/s, "
+                  f"server CPU {cpu_us:.2f} µs/sample; load {os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -187,3 +187,18 @@ def test_mqtt_flag_and_reconnect_after_broker_restart(serve_factory: StartServe,
         wait_until(lambda: len(_samples(srv, "after_1")) == 1)
     finally:
         pub.loop_stop()
+
+
+def test_max_batch_bytes_splits_flushes_and_each_is_acknowledged(
+        serve_factory: StartServe, tmp_path: Path, broker: Broker) -> None:
+    srv = _serve(serve_factory, tmp_path, broker, "it-cap", max_batch_bytes=64, flush_ms=200)
+    pub = _publisher(broker, "it-cap-pub")
+    try:
+        for i in range(12):  # ~45 bytes each: two never fit in one flush
+            _publish(pub, f"factory/b1/z1/cap_{i % 3}/t", {"value": i, "timestamp": TS + i})
+        wait_until(lambda: _status(srv)["acked"] == 12)
+        st = _status(srv)
+        assert (st["written_samples"], st["flushes"], st["pending"]) == (12, 12, 0)
+        assert sum(len(_samples(srv, f"cap_{k}")) for k in range(3)) == 12
+    finally:
+        pub.loop_stop()

@@ -67,3 +67,22 @@ def test_many_messages_one_commit(router, tmp_path):
         assert (write_columns(db, cols) == Status.OK).all()
         assert len(db.keys()) == 100
         assert np.sum([len(db.range(f"s{k}", "-", "+")) for k in range(100)]) == 5000
+
+
+def test_keys_are_looked_up_once_per_message_and_bad_messages_create_no_series(router,
+                                                                               tmp_path):
+    batch = [msg("factory/b1/a/t", [{"value": i, "timestamp": TS + i} for i in range(50)]),
+             msg("factory/b1/bad/t", [{"value": "x"}]),  # no good reading: no series
+             msg("gw/g1", [{"sensor_id": "s1", "value": 1, "timestamp": TS},
+                           {"sensor_id": "s2", "value": 2, "timestamp": TS}]),
+             msg("factory/b1/a/t", {"timestamps": [TS + 100, TS + 101], "values": [7, 8]}),
+             msg("factory/b1/c/t", {"timestamps": [TS], "values": [9], "sensor_id": "d"})]
+    cols = to_columns(batch, router, NOW)
+    assert sorted(cols.series.tolist()) == ["a", "d", "g1-s1", "g1-s2"]
+    assert cols.keys.tolist() == ["a"] * 50 + ["g1-s1", "g1-s2", "a", "a", "d"]
+    assert [(e.msg, e.reason) for e in cols.errors] == [(1, "invalid_reading")]
+    with sensorium.open(str(tmp_path / "db")) as db:
+        assert (write_columns(db, cols) == Status.OK).all()
+        assert sorted(db.keys()) == ["a", "d", "g1-s1", "g1-s2"]
+        assert len(db.range("a", "-", "+")) == 52
+        assert db.info("d")["labels"] == {"site": "p", "building": "b1", "type": "t"}

@@ -1,6 +1,7 @@
 """JSON and line-protocol payloads → columns (no sockets, no engine)."""
 
 import json
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ TS = 1_700_000_000_000
 
 
 def rows(r):
-    return list(zip(r.msg.tolist(), r.sensor_id.tolist(), r.ts_ms.tolist(), r.values.tolist(),
+    return list(zip(r.msg.tolist(), r.sensor_ids().tolist(), r.ts_ms.tolist(), r.values.tolist(),
                     strict=True))
 
 
@@ -93,8 +94,18 @@ _reading = st.fixed_dictionaries({"value": st.one_of(
                            st.floats(0, 1e13)),
     "sensor_id": st.one_of(st.text(max_size=3), st.integers()),
     "unit": st.just("C"), "other": st.just(1)})
+_column = st.one_of(st.integers(-5, 2**63), st.floats(allow_nan=True), st.just("x"),
+                    st.none())
+_columns = st.fixed_dictionaries({}, optional={
+    "timestamps": st.one_of(st.lists(st.integers(-5, 2**63), max_size=4),
+                            st.lists(_column, max_size=3), st.none(), st.just(1)),
+    "values": st.one_of(st.lists(st.floats(allow_infinity=False, allow_nan=False),
+                                 max_size=4), st.lists(_column, max_size=3), st.none()),
+    "sensor_id": st.one_of(st.text(max_size=3), st.integers(), st.none()),
+    "unit": st.just("C"), "value": st.just(1)})
 _payload = st.one_of(
     _reading.map(lambda d: json.dumps(d).encode()),
+    _columns.map(lambda d: json.dumps(d).encode()),
     st.lists(_reading, max_size=4).map(lambda d: json.dumps(d).encode()),
     st.floats(allow_nan=False).map(lambda f: repr(f).encode()),
     st.integers().map(lambda i: str(i).encode()),
@@ -107,6 +118,17 @@ _payload = st.one_of(
 @given(st.lists(_payload, max_size=12))
 def test_fast_and_slow_paths_agree(payloads):
     got = parse_json(payloads, NOW)
+    want = payload._slow(payloads, list(range(len(payloads))), NOW)
+    assert rows(got) == rows(want)
+    assert got.errors == want.errors
+    assert got.labels == want.labels
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_payload, max_size=24))
+def test_fast_and_slow_paths_agree_when_failed_reads_are_split_down_to_one_message(payloads):
+    with mock.patch.object(payload, "SPLIT_MIN", 1):
+        got = parse_json(payloads, NOW)
     want = payload._slow(payloads, list(range(len(payloads))), NOW)
     assert rows(got) == rows(want)
     assert got.errors == want.errors
@@ -133,3 +155,37 @@ def test_columns_form():
         (1, "values must be an array of finite numbers"),
         (2, "timestamps must be an array of epoch milliseconds"),
         (3, "timestamps must be an array as long as values (1)")]
+
+
+def test_columns_form_of_many_messages_is_read_at_once_and_agrees(monkeypatch):
+    msgs = [json.dumps({"timestamps": [TS + 10 * k + i for i in range(10)],
+                        "values": [k + i / 10 for i in range(10)]}).encode() for k in range(200)]
+    msgs[7] = json.dumps({"sensor_id": "s7", "timestamps": [TS], "values": [7.5]}).encode()
+    msgs[100] = b'{"timestamps": [1, 2], "values": [1]}'  # bad, in the middle
+    msgs[150] = b'{"timestamps": [1], "values": [1], "unit": "C"}'  # labels: slow path
+    slowed = []
+    real = payload._slow
+    monkeypatch.setattr(payload, "_slow", lambda p, i, n: slowed.extend(i) or real(p, i, n))
+    got = parse_json(msgs, NOW)
+    assert 100 in slowed and 150 in slowed and len(slowed) <= 2 * payload.SPLIT_MIN
+    want = real(msgs, list(range(len(msgs))), NOW)
+    assert rows(got) == rows(want) and got.labels == want.labels
+    assert [rows(got)[r][0] for r in got.labels] == [150]
+    assert [(e.msg, e.reason) for e in got.errors] == [(100, "invalid_reading")]
+    assert len(got) == 197 * 10 + 1 + 1  # every good message kept
+    assert rows(got)[70] == (7, "s7", TS, 7.5)
+
+
+@pytest.mark.parametrize("bad", [b'[{"value": "x"}]', b"[{oops", b"[null]", b'[{"value": 1}, 2]'])
+def test_a_bad_list_in_a_large_flush_costs_only_its_neighbours(monkeypatch, bad):
+    msgs = [json.dumps([{"value": k, "timestamp": TS + k}]).encode() for k in range(1000)]
+    msgs[500] = bad
+    slowed = []
+    real = payload._slow
+    monkeypatch.setattr(payload, "_slow", lambda p, i, n: slowed.extend(i) or real(p, i, n))
+    got = parse_json(msgs, NOW)
+    assert 500 in slowed and len(slowed) <= payload.SPLIT_MIN
+    assert [e.msg for e in got.errors] == [500]
+    kept = [(500, 1.0)] if bad == b'[{"value": 1}, 2]' else []  # its good reading stays
+    want = sorted([(k, float(k)) for k in range(1000) if k != 500] + kept)
+    assert [(m, v) for m, _, _, v in rows(got)] == want

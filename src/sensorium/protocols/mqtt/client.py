@@ -64,11 +64,11 @@ class BatchingClient(paho.Client):
                  **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._deliver = deliver
-        self._rbuf = bytearray()
+        self._rbuf = b""  # the start of a packet whose rest has not arrived yet
         self.generation = 0
 
     def reconnect(self) -> MQTTErrorCode:
-        self._rbuf = bytearray()  # bytes of the old socket mean nothing on the new one
+        self._rbuf = b""  # bytes of the old socket mean nothing on the new one
         self.generation += 1
         return super().reconnect()
 
@@ -99,11 +99,12 @@ class BatchingClient(paho.Client):
             return MQTTErrorCode.MQTT_ERR_CONN_LOST
         with self._msgtime_mutex:
             self._last_bytes_received = paho.time_func()
-        buf = self._rbuf
-        buf += data
+        # bytes, not a bytearray: a slice is then the payload itself (one copy, not two)
+        buf = self._rbuf + data if self._rbuf else data
         v5 = self._protocol == paho.MQTTv5
         generation = self.generation
         got: list[Message] = []
+        append = got.append
         pos, n = 0, len(buf)
         rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         new = tuple.__new__  # a Message without NamedTuple's Python-level __new__
@@ -130,30 +131,34 @@ class BatchingClient(paho.Client):
             end = i + length
             if end > n:
                 break  # wait for the rest of the packet
-            qos = (cmd >> 1) & 3
-            if cmd & 0xF0 == _PUBLISH and qos < 2:
-                tlen = buf[i] << 8 | buf[i + 1]
-                j = i + 2 + tlen
-                topic = bytes(buf[i + 2:j])
+            if cmd & 0xF4 == _PUBLISH:  # PUBLISH at QoS 0 or 1 (bit 2 clear); the hot path
+                qos = (cmd >> 1) & 1
+                j = i + 2 + (buf[i] << 8 | buf[i + 1])
+                topic = buf[i + 2:j]
                 mid = 0
                 if qos:
                     mid = buf[j] << 8 | buf[j + 1]
                     j += 2
                 if v5:  # skip the properties (we set no topic alias maximum)
-                    plen, shift = 0, 0
-                    while True:
-                        byte = buf[j]
-                        j += 1
-                        plen |= (byte & 0x7F) << shift
-                        shift += 7
-                        if not byte & 0x80:
-                            break
+                    plen = buf[j]
+                    j += 1
+                    if plen & 0x80:  # a length of 128 bytes or more: rare
+                        plen &= 0x7F
+                        shift = 7
+                        while True:
+                            byte = buf[j]
+                            j += 1
+                            plen |= (byte & 0x7F) << shift
+                            shift += 7
+                            if not byte & 0x80:
+                                break
                     j += plen
-                got.append(new(Message, (topic, bytes(buf[j:end]), mid, qos, generation)))
+                append(new(Message, (topic, buf[j:end], mid, qos, generation)))
             else:
                 if got:  # keep the order of deliveries and other packets
                     self._deliver(got)
                     got = []
+                    append = got.append
                 self._in_packet = _fresh_in_packet()
                 self._in_packet["command"] = cmd
                 self._in_packet["packet"] = bytearray(buf[i:end])
@@ -163,11 +168,12 @@ class BatchingClient(paho.Client):
                     log.error("malformed packet from the broker: %s", exc)
                     rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
                 self._in_packet = _fresh_in_packet()
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    pos = end
+                    break
             pos = end
-            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                break
-        if self._rbuf is buf:  # not replaced by a reconnect inside a handler
-            del buf[:pos]
+        if self.generation == generation:  # no reconnect inside a handler
+            self._rbuf = buf[pos:]
         if got:
             self._deliver(got)
         return rc

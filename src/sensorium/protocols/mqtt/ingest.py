@@ -3,9 +3,10 @@
 ``Router`` maps topics to routes (cached per distinct topic); :func:`to_columns` turns the
 messages of one flush into key/timestamp/value columns and per-message errors, parsing every
 JSON payload of the flush in one ``payload.parse_json`` call and the line-protocol payloads
-of each topic as one body; :func:`write_columns` writes them as one durable commit
-(``db.batch()``: one ``madd``, plus ``create_many`` and a second ``madd`` for series seen for
-the first time, with the labels of their topic and reading).
+of each topic as one body; keys are numbered once per message, not per row.
+:func:`write_columns` looks the keys up once, creates the series seen for the first time
+(``create_many``, with the labels of their topic and reading) and writes the rows by series
+id as one durable commit (``madd``).
 
 Only ``write_columns`` touches the database; the rest is pure.
 """
@@ -85,17 +86,25 @@ class Router:
 class Columns:
     """Rows to write, and what was refused before the engine.
 
-    ``msg[i]`` is the index of the message row ``i`` came from; ``labels_of(keys)`` gives
-    the labels of new series (asked only for keys that do not exist yet); ``errors`` are
-    ``(message index, reason, explanation)``.
+    Row ``i`` goes to series ``series[key_idx[i]]`` (``series`` holds each key a message
+    named once, so a batch of 100 readings costs one key lookup, not 100; it may repeat a
+    key, and every key in it has rows). ``msg[i]`` is the index of the message row ``i``
+    came from; ``labels_of(keys)`` gives the labels of new series (asked only for keys that
+    do not exist yet); ``errors`` are ``(message index, reason, explanation)``.
     """
 
-    keys: np.ndarray
+    series: np.ndarray
+    key_idx: np.ndarray
     ts_ms: np.ndarray
     values: np.ndarray
     msg: np.ndarray
     labels_of: Callable[[list[str]], list[dict[str, str]]]
     errors: list[payload.PayloadError] = field(default_factory=list)
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The series key of every row (an object column; for tests and logs)."""
+        return self.series[self.key_idx]
 
 
 def to_columns(messages: Sequence[Message], router: Router, now_ms: int) -> Columns:
@@ -119,13 +128,19 @@ def to_columns(messages: Sequence[Message], router: Router, now_ms: int) -> Colu
         parts.append(_lines(messages, idx, topics, router, now_ms, errors))
     errors.sort(key=lambda e: e.msg)
     if not parts:
-        return Columns(np.empty(0, object), np.empty(0, np.int64), np.empty(0),
-                       np.empty(0, np.int64), lambda keys: [{} for _ in keys], errors)
-    keys = np.concatenate([p[0] for p in parts])
-    ts = np.concatenate([p[1] for p in parts])
-    values = np.concatenate([p[2] for p in parts])
-    msg = np.concatenate([p[3] for p in parts])
-    finders = [p[4] for p in parts]
+        return Columns(np.empty(0, object), np.empty(0, np.int64), np.empty(0, np.int64),
+                       np.empty(0), np.empty(0, np.int64), lambda keys: [{} for _ in keys],
+                       errors)
+    if len(parts) == 1:
+        series, key_idx, ts, values, msg, _ = parts[0]
+    else:
+        offsets = np.cumsum([0] + [len(p[0]) for p in parts[:-1]])
+        series = np.concatenate([p[0] for p in parts])
+        key_idx = np.concatenate([p[1] + off for p, off in zip(parts, offsets, strict=True)])
+        ts = np.concatenate([p[2] for p in parts])
+        values = np.concatenate([p[3] for p in parts])
+        msg = np.concatenate([p[4] for p in parts])
+    finders = [p[5] for p in parts]
 
     def labels_of(wanted: list[str]) -> list[dict[str, str]]:
         out = []
@@ -139,10 +154,11 @@ def to_columns(messages: Sequence[Message], router: Router, now_ms: int) -> Colu
                 out.append({})
         return out
 
-    return Columns(keys, ts, values, msg, labels_of, errors)
+    return Columns(series, key_idx, ts, values, msg, labels_of, errors)
 
 
-_Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+# (series, key_idx, ts_ms, values, msg, labels of a key this part brought or None)
+_Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
               Callable[[str], dict[str, str] | None]]
 
 
@@ -153,47 +169,69 @@ def _json(messages: Sequence[Message], idx: list[int], topics: list[_Topic | Non
     errors.extend(payload.PayloadError(int(where[e.msg]), e.reason, e.message)
                   for e in rows.errors)
     msg = where[rows.msg]
-    # Per message of this part: the topic's key, and whether the key is the sensor_id itself.
+    # Keys are numbered as they are first seen: per message its topic's key, then the
+    # readings' own sensor_ids (rare), so rows take their key by index.
     mine = [topics[i] for i in idx]
-    topic_key = np.array([t.resolved.key for t in mine], object)  # type: ignore[union-attr]
-    plain = np.array([t.plain for t in mine], bool)  # type: ignore[union-attr]
-    keys = topic_key[rows.msg]
-    own = np.flatnonzero(np.not_equal(rows.sensor_id, None))
-    if len(own):
-        direct = own[plain[rows.msg[own]]]
-        keys[direct] = rows.sensor_id[direct]
-        for r in own[~plain[rows.msg[own]]].tolist():  # composite key templates: rare
-            t = topics[int(msg[r])]
+    topic_keys = [t.resolved.key for t in mine]  # type: ignore[union-attr]
+    number = {k: n for n, k in enumerate(dict.fromkeys(topic_keys))}
+    msg_key = np.fromiter(map(number.__getitem__, topic_keys), np.int64, len(topic_keys))
+    key_idx = msg_key[rows.msg]
+    if rows.sensor_id is not None:
+        own = np.flatnonzero(np.not_equal(rows.sensor_id, None))
+        plain = np.array([t.plain for t in mine], bool)[rows.msg[own]]  # type: ignore[union-attr]
+        direct = own[plain]  # the reading's sensor_id is the key: numbered in C
+        sids = rows.sensor_id[direct].tolist()
+        for key in dict.fromkeys(sids):
+            number.setdefault(key, len(number))
+        key_idx[direct] = np.fromiter(map(number.__getitem__, sids), np.int64, len(sids))
+        for r in own[~plain].tolist():  # composite key templates: rare
+            t = mine[int(rows.msg[r])]
             assert t is not None
-            keys[r] = router.routes[t.sub].key_for(
-                {**t.resolved.fields, SENSOR_ID: rows.sensor_id[r]})
-    keyless = np.flatnonzero(np.equal(keys, None))
-    if len(keyless):
-        for m in np.unique(msg[keyless]).tolist():
-            errors.append(payload.PayloadError(
-                m, NO_SENSOR_ID, "no sensor_id: neither the topic nor the reading names one"))
-        keep = np.ones(len(keys), bool)
-        keep[keyless] = False
-        kept = np.flatnonzero(keep)
+            key = router.routes[t.sub].key_for({**t.resolved.fields,
+                                                SENSOR_ID: rows.sensor_id[r]})
+            key_idx[r] = number.setdefault(key, len(number))
+    keep: np.ndarray | None = None
+    if None in number:
+        keyless = np.flatnonzero(key_idx == number[None])
+        if len(keyless):
+            for m in np.unique(msg[keyless]).tolist():
+                errors.append(payload.PayloadError(
+                    m, NO_SENSOR_ID,
+                    "no sensor_id: neither the topic nor the reading names one"))
+            keep = np.ones(len(key_idx), bool)
+            keep[keyless] = False
+    series = np.array(list(number), object)
+    row_of = np.flatnonzero(keep) if keep is not None else None
+    if row_of is not None:
+        key_idx, ts, values, msg = (key_idx[row_of], rows.ts_ms[row_of],
+                                    rows.values[row_of], msg[row_of])
     else:
-        kept = None
-
+        ts, values = rows.ts_ms, rows.values
+    series, key_idx = _used(series, key_idx)
     first: dict[str, int] = {}
 
     def find(key: str) -> dict[str, str] | None:
         if not first:  # built once, only when a flush creates series
-            for r in (range(len(keys)) if kept is None else kept.tolist()):
-                first.setdefault(keys[r], r)
+            _, at = np.unique(key_idx, return_index=True)
+            for k, r in zip(series[key_idx[at]].tolist(), at.tolist(), strict=True):
+                first.setdefault(k, r if row_of is None else int(row_of[r]))
         r = first.get(key)
         if r is None:
             return None
-        t = topics[int(msg[r])]
+        t = topics[int(where[rows.msg[r]])]
         assert t is not None
         return {**t.resolved.labels, **rows.labels.get(r, {})}
 
-    if kept is not None:
-        return keys[kept], rows.ts_ms[kept], rows.values[kept], msg[kept], find
-    return keys, rows.ts_ms, rows.values, msg, find
+    return series, key_idx, ts, values, msg, find
+
+
+def _used(series: np.ndarray, key_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``series`` without the keys no row uses (a message all of whose readings were bad
+    must not create its series), ``key_idx`` renumbered to match."""
+    used = np.bincount(key_idx, minlength=len(series)) > 0
+    if used.all():
+        return series, key_idx
+    return series[used], (np.cumsum(used) - 1)[key_idx]
 
 
 def _lines(messages: Sequence[Message], idx: list[int], topics: list[_Topic | None],
@@ -226,16 +264,24 @@ def _lines(messages: Sequence[Message], idx: list[int], topics: list[_Topic | No
         assert t is not None
         return {**t.resolved.labels, **own}
 
-    return batch.keys, batch.ts_ms, batch.values, msg, find
+    keys = np.asarray(batch.keys, object)
+    return keys, np.arange(len(keys)), batch.ts_ms, batch.values, msg, find
 
 
 def write_columns(db: Database, cols: Columns) -> np.ndarray:
     """Writes the rows as one durable commit; returns each row's ``Status``.
 
-    Series that do not exist are created with ``cols.labels_of`` (so tier policies and
-    label queries see them); an existing series keeps its labels. Raises what the engine
-    raises (e.g. ``EngineClosed``): then nothing may be acknowledged.
+    Series that do not exist are created first (one more commit) with ``cols.labels_of``,
+    so tier policies and label queries see them; an existing series keeps its labels. Keys
+    are looked up once per entry of ``cols.series`` and the rows written by series id.
+    Raises what the engine raises (e.g. ``EngineClosed``): then nothing may be acknowledged.
     """
-    if not len(cols.keys):
+    if not len(cols.ts_ms):
         return np.empty(0, np.int8)
-    return db.madd(cols.keys, cols.ts_ms, cols.values, new_labels=cols.labels_of).status
+    sids = db.series_ids(cols.series, create=False)
+    missing = np.flatnonzero(sids < 0)
+    if len(missing):
+        new = list(dict.fromkeys(cols.series[missing].tolist()))
+        db.create_many(new, cols.labels_of(new))
+        sids[missing] = db.series_ids(cols.series[missing], create=False)
+    return db.madd(sids[cols.key_idx], cols.ts_ms, cols.values).status

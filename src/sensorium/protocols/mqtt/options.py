@@ -72,7 +72,11 @@ class MqttOptions:
             disconnect, queueing QoS 1 messages for it.
         keepalive_s: MQTT keepalive interval.
         flush_ms: messages are collected this long into one columnar write.
-        max_batch: a write starts early once this many messages are waiting.
+        max_batch: a write starts early once this many messages are waiting; no write
+            takes more.
+        max_batch_bytes: ... or once this many payload bytes are waiting; no write takes
+            more (at least one message), so a backlog is written in several commits, each
+            acknowledged as soon as it is durable.
         max_inflight: unacknowledged QoS 1 messages the broker may send (MQTT 5 Receive
             Maximum; for 3.1.1 the broker's own setting applies).
         reconnect_min_s, reconnect_max_s: reconnect backoff, doubling from min to max.
@@ -91,6 +95,9 @@ class MqttOptions:
     keepalive_s: int = 60
     flush_ms: float = 5.0
     max_batch: int = 50_000
+    # ~100,000 readings of a JSON list: the cost per sample is lowest around there and
+    # grows for bigger flushes (BENCHMARKS.md, "MQTT ingest"), which also hold PUBACKs longer.
+    max_batch_bytes: int = 4 << 20
     max_inflight: int = 10_000
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
@@ -108,8 +115,9 @@ class MqttOptions:
             raise ValueError("[mqtt] max_inflight must be in 1..65535")
         if not self.subscriptions:
             raise ValueError("[mqtt] needs at least one subscription")
-        if self.flush_ms < 0 or self.max_batch < 1:
-            raise ValueError("[mqtt] flush_ms must be >= 0 and max_batch >= 1")
+        if self.flush_ms < 0 or self.max_batch < 1 or self.max_batch_bytes < 1:
+            raise ValueError("[mqtt] flush_ms must be >= 0, max_batch and max_batch_bytes "
+                             ">= 1")
         if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
             raise ValueError("[mqtt] needs 0 < reconnect_min_s <= reconnect_max_s")
 
@@ -118,7 +126,8 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "host": (str,), "port": (int,), "username": (str,), "password": (str,),
     "client_id": (str,), "protocol": (str,), "qos": (int,), "clean_start": (bool,),
     "session_expiry_s": (int,), "keepalive_s": (int,), "flush_ms": (int, float),
-    "max_batch": (int,), "max_inflight": (int,), "reconnect_min_s": (int, float),
+    "max_batch": (int,), "max_batch_bytes": (int,), "max_inflight": (int,),
+    "reconnect_min_s": (int, float),
     "reconnect_max_s": (int, float), "subscriptions": (list,),
 }
 _SUB_KINDS: dict[str, tuple[type, ...]] = {

@@ -14,11 +14,13 @@ message it came from; no sockets, no engine. Formats (docs/protocols/mqtt.md):
 JSON has two paths that must agree (a test checks it), like the line-protocol parser:
 
 * the **fast path** parses a whole flush of messages with pyarrow: bare numbers are checked
-  against the JSON number grammar and cast in C++, reading objects and lists of readings
-  are read as newline-delimited JSON with an explicit schema. No Python work per reading.
+  against the JSON number grammar and cast in C++; reading objects, lists of readings and
+  the columns form are read as newline-delimited JSON with an explicit schema (one read per
+  form per flush). No Python work per reading.
 * the **slow path** (``json.loads``, one message at a time) takes every message the fast
   path cannot vouch for (other fields, RFC 3339 times, nulls, NaN, whitespace, errors) and
-  names what is wrong.
+  names what is wrong. A read that fails is split in halves and retried, so one bad message
+  sends a few of its neighbours to the slow path, not the whole flush.
 
 A bad message, or a bad reading in a list, becomes a ``PayloadError``; the good readings
 around it are kept.
@@ -55,7 +57,14 @@ _OBJECT_OPTIONS = pj.ParseOptions(explicit_schema=pa.schema(list(_READING)),
                                   unexpected_field_behavior="error")
 _LIST_OPTIONS = pj.ParseOptions(explicit_schema=pa.schema([("r", pa.list_(_READING))]),
                                 unexpected_field_behavior="error")
+_COLUMNS_OPTIONS = pj.ParseOptions(
+    explicit_schema=pa.schema([("timestamps", pa.list_(pa.int64())),
+                               ("values", pa.list_(pa.float64())), ("sensor_id", pa.string())]),
+    unexpected_field_behavior="error")  # labels and unit: the slow path
 _READ_OPTIONS = pj.ReadOptions(use_threads=False, block_size=1 << 26)
+# A failed read is halved and retried down to this many messages, which then take the slow
+# path together: a flush full of bad messages costs about 2n/SPLIT_MIN small reads, not 2n.
+SPLIT_MIN = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +81,13 @@ class Rows:
     """Readings of many messages as columns; row ``i`` came from message ``msg[i]``.
 
     ``sensor_id[i]`` is the reading's own sensor_id or None (then the topic names the
-    series); ``labels`` maps a row to the labels (with ``unit``) its reading carried.
+    series); ``sensor_id`` itself is None when no reading named one (the common case, so
+    no object column is built). ``labels`` maps a row to the labels (with ``unit``) its
+    reading carried.
     """
 
     msg: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    sensor_id: np.ndarray = field(default_factory=lambda: np.empty(0, object))
+    sensor_id: np.ndarray | None = None
     ts_ms: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     values: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
     labels: dict[int, dict[str, str]] = field(default_factory=dict)
@@ -84,6 +95,12 @@ class Rows:
 
     def __len__(self) -> int:
         return len(self.msg)
+
+    def sensor_ids(self) -> np.ndarray:
+        """``sensor_id`` as an object column (all None when no reading named one)."""
+        if self.sensor_id is None:
+            return np.full(len(self.msg), None, object)
+        return self.sensor_id
 
 
 def parse_json(payloads: Sequence[bytes], now_ms: int) -> Rows:
@@ -103,16 +120,21 @@ def parse_json(payloads: Sequence[bytes], now_ms: int) -> Rows:
     else:
         multiline = np.zeros(len(payloads), bool)
     digit = ((first >= ord("0")) & (first <= ord("9"))) | (first == ord("-"))
-    columns = np.array([b'"values"' in p or b'"timestamps"' in p for p in payloads], bool)
-    multiline |= columns  # the columns form takes the slow path (json.loads, numpy)
-    objects = np.flatnonzero((first == ord("{")) & ~multiline).tolist()
+    brace = (first == ord("{")) & ~multiline
+    if brace.any() and (b'"values"' in blob or b'"timestamps"' in blob):  # per message only if so
+        columns = brace & np.array([b'"values"' in p or b'"timestamps"' in p
+                                    for p in payloads], bool)
+    else:
+        columns = np.zeros(len(payloads), bool)
+    objects = np.flatnonzero(brace & ~columns).tolist()
     lists = np.flatnonzero((first == ord("[")) & ~multiline).tolist()
     numbers = np.flatnonzero(digit & ~multiline).tolist()
     slow = np.flatnonzero(~(digit | (first == ord("{")) | (first == ord("["))) | multiline
                           ).tolist()
     parts: list[Rows] = []
     for group, fast in ((numbers, _fast_numbers), (objects, _fast_objects),
-                        (lists, _fast_lists)):
+                        (lists, _fast_lists), (np.flatnonzero(columns).tolist(),
+                                               _fast_columns)):
         if group:
             rows, redo = fast(payloads, group, now_ms)
             parts.append(rows)
@@ -135,8 +157,8 @@ def _fast_numbers(payloads: Sequence[bytes], idx: list[int], now_ms: int
         values[ok] = pc.cast(texts.filter(pa.array(ok)), pa.float64()).to_numpy()
     ok &= np.isfinite(values)
     msg = np.asarray(idx, np.int64)
-    rows = Rows(msg=msg[ok], sensor_id=np.full(int(ok.sum()), None, object),
-                ts_ms=np.full(int(ok.sum()), now_ms, np.int64), values=values[ok])
+    rows = Rows(msg=msg[ok], ts_ms=np.full(int(ok.sum()), now_ms, np.int64),
+                values=values[ok])
     return rows, msg[~ok].tolist()
 
 
@@ -148,28 +170,115 @@ def _read(body: bytes, options: pj.ParseOptions) -> pa.Table | None:
         return None
 
 
+def _read_all(bodies: list[bytes], idx: list[int], options: pj.ParseOptions,
+              wrap: tuple[bytes, bytes] = (b"", b"")
+              ) -> tuple[pa.Table | None, list[int], list[int]]:
+    """One table row per message, for the messages pyarrow reads; ``(table, read, failed)``.
+
+    Each message is read as ``wrap[0] + body + wrap[1]`` (wrapped while joining, not copied
+    one by one).
+
+    A failed read (or one whose row count is not one per message, e.g. two objects in one
+    message) is halved and retried, down to ``SPLIT_MIN`` messages; those go to the slow
+    path, which names the problem. ``read`` are the messages of the table's rows, in order.
+    """
+    tables: list[pa.Table] = []
+    read: list[int] = []
+    failed: list[int] = []
+    todo = [(0, len(bodies))]
+    while todo:
+        lo, hi = todo.pop()
+        head, tail = wrap
+        table = _read(head + (tail + b"\n" + head).join(bodies[lo:hi]) + tail, options)
+        if table is not None and table.num_rows == hi - lo:
+            tables.append(table)
+            read.extend(idx[lo:hi])
+        elif hi - lo <= SPLIT_MIN:
+            failed.extend(idx[lo:hi])
+        else:
+            mid = (lo + hi) // 2
+            todo += [(mid, hi), (lo, mid)]  # the first half is read first: order kept
+    if not tables:
+        return None, [], failed
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    return table, read, failed
+
+
 def _fast_objects(payloads: Sequence[bytes], idx: list[int], now_ms: int
                   ) -> tuple[Rows, list[int]]:
-    table = _read(b"\n".join([payloads[i] for i in idx]), _OBJECT_OPTIONS)
-    if table is None or table.num_rows != len(idx):  # e.g. two objects in one message
-        return Rows(), idx
+    table, read, failed = _read_all([payloads[i] for i in idx], idx, _OBJECT_OPTIONS)
+    if table is None:
+        return Rows(), failed
     readings = pa.StructArray.from_arrays(
         [table.column(n).combine_chunks() for n in ("value", "timestamp", "sensor_id")],
         fields=list(_READING))
-    return _checked(readings, np.asarray(idx, np.int64), now_ms)
+    rows, bad = _checked(readings, np.asarray(read, np.int64), now_ms)
+    return rows, failed + bad
 
 
 def _fast_lists(payloads: Sequence[bytes], idx: list[int], now_ms: int
                 ) -> tuple[Rows, list[int]]:
-    table = _read(b"\n".join([b'{"r":' + payloads[i] + b"}" for i in idx]), _LIST_OPTIONS)
-    if table is None or table.num_rows != len(idx):
-        return Rows(), idx
+    table, read, failed = _read_all([payloads[i] for i in idx], idx, _LIST_OPTIONS,
+                                    (b'{"r":', b"}"))
+    if table is None:
+        return Rows(), failed
     lists = table.column("r").combine_chunks()
+    msgs = np.asarray(read, np.int64)
     if lists.null_count:  # "null" is no list of readings
-        return Rows(), idx
+        null = lists.is_null().to_numpy(zero_copy_only=False)
+        failed += msgs[null].tolist()
+        lists, msgs = lists.filter(pa.array(~null)), msgs[~null]
     parent = pc.list_parent_indices(lists).to_numpy()
-    msg = np.asarray(idx, np.int64)[parent]
-    return _checked(lists.flatten(), msg, now_ms)
+    rows, bad = _checked(lists.flatten(), msgs[parent], now_ms)
+    return rows, failed + bad
+
+
+def _fast_columns(payloads: Sequence[bytes], idx: list[int], now_ms: int
+                  ) -> tuple[Rows, list[int]]:
+    """The columns form ``{"timestamps": [...], "values": [...]}`` (with an optional
+    ``sensor_id``) of many messages, read at once; labels and unit take the slow path."""
+    table, read, failed = _read_all([payloads[i] for i in idx], idx, _COLUMNS_OPTIONS)
+    if table is None:
+        return Rows(), failed
+    stamps = table.column("timestamps").combine_chunks()
+    values = table.column("values").combine_chunks()
+    sid = table.column("sensor_id").combine_chunks()
+    msgs = np.asarray(read, np.int64)
+    bad_msg = (stamps.is_null().to_numpy(zero_copy_only=False)
+               | values.is_null().to_numpy(zero_copy_only=False))
+    bad_msg |= (pc.fill_null(pc.list_value_length(stamps), -1).to_numpy()
+                != pc.fill_null(pc.list_value_length(values), -2).to_numpy())
+    if sid.null_count < len(sid):
+        bad_msg |= pc.fill_null(pc.equal(sid, ""), False).to_numpy(zero_copy_only=False)
+    if bad_msg.any():
+        keep = pa.array(~bad_msg)
+        failed += msgs[bad_msg].tolist()
+        stamps, values, sid, msgs = (stamps.filter(keep), values.filter(keep),
+                                     sid.filter(keep), msgs[~bad_msg])
+    parent = pc.list_parent_indices(values).to_numpy()
+    flat_ts, flat_values = stamps.flatten(), values.flatten()
+    # Nulls inside a list (``[1, null]``) are refused below: they become NaN or -1.
+    ts = flat_ts.fill_null(-1).to_numpy() if flat_ts.null_count else flat_ts.to_numpy()
+    vals = flat_values.fill_null(math.nan).to_numpy() if flat_values.null_count else (
+        flat_values.to_numpy())
+    bad_row = ~np.isfinite(vals) | (ts < 0) | (ts > MAX_TS_MS)
+    named = sid.null_count < len(sid)
+    sensor_id = (sid.to_numpy(zero_copy_only=False).astype(object)[parent] if named
+                 else None)
+    rows = Rows(msg=msgs[parent], sensor_id=sensor_id, ts_ms=ts.astype(np.int64),
+                values=vals)
+    if not bad_row.any():
+        return rows, failed
+    bad_msgs = np.unique(rows.msg[bad_row])
+    return _without(rows, bad_msgs), failed + bad_msgs.tolist()
+
+
+def _without(rows: Rows, bad_msgs: np.ndarray) -> Rows:
+    """``rows`` (no labels, no errors) without the rows of ``bad_msgs``."""
+    keep = ~np.isin(rows.msg, bad_msgs)
+    return Rows(msg=rows.msg[keep],
+                sensor_id=None if rows.sensor_id is None else rows.sensor_id[keep],
+                ts_ms=rows.ts_ms[keep], values=rows.values[keep])
 
 
 def _checked(readings: pa.StructArray, msg: np.ndarray, now_ms: int
@@ -180,24 +289,20 @@ def _checked(readings: pa.StructArray, msg: np.ndarray, now_ms: int
         bad_row = readings.is_null().to_numpy(zero_copy_only=False)
     else:
         bad_row = np.zeros(len(readings), bool)
-    value = readings.field("value")
-    values = value.fill_null(math.nan).to_numpy()
+    value, ts_col, sid = readings.flatten()  # (unlike .field(), flatten applies an offset)
+    values = value.fill_null(math.nan).to_numpy() if value.null_count else value.to_numpy()
     bad_row |= ~np.isfinite(values)
-    ts_col = readings.field("timestamp")
-    ts = ts_col.fill_null(now_ms).to_numpy()
+    ts = ts_col.fill_null(now_ms).to_numpy() if ts_col.null_count else ts_col.to_numpy()
     bad_row |= (ts < 0) | (ts > MAX_TS_MS)
-    sid = readings.field("sensor_id")
-    if sid.null_count < len(sid):
+    named = sid.null_count < len(sid)
+    if named:
         bad_row |= pc.fill_null(pc.equal(sid, ""), False).to_numpy(zero_copy_only=False)
+    rows = Rows(msg=msg, sensor_id=sid.to_numpy(zero_copy_only=False).astype(object)
+                if named else None, ts_ms=ts.astype(np.int64), values=values)
     if not bad_row.any():
-        return Rows(msg=msg, sensor_id=sid.to_numpy(zero_copy_only=False).astype(object),
-                    ts_ms=ts.astype(np.int64), values=values), []
+        return rows, []
     bad_msgs = np.unique(msg[bad_row])
-    keep = ~np.isin(msg, bad_msgs)
-    return Rows(msg=msg[keep],
-                sensor_id=sid.filter(pa.array(keep)).to_numpy(zero_copy_only=False)
-                .astype(object),
-                ts_ms=ts[keep].astype(np.int64), values=values[keep]), bad_msgs.tolist()
+    return _without(rows, bad_msgs), bad_msgs.tolist()
 
 
 def _slow(payloads: Sequence[bytes], idx: list[int], now_ms: int) -> Rows:
@@ -245,7 +350,8 @@ def _slow(payloads: Sequence[bytes], idx: list[int], now_ms: int) -> Rows:
             values.append(value)
     if msg:
         out.msg = np.array(msg, np.int64)
-        out.sensor_id = np.array(sids, object)
+        if sids.count(None) < len(sids):
+            out.sensor_id = np.array(sids, object)
         out.ts_ms = np.array(ts_ms, np.int64)
         out.values = np.array(values, np.float64)
     if not blocks:
@@ -312,7 +418,8 @@ def _columns(doc: dict[str, Any], msg: int, now_ms: int) -> Rows:
         raise ValueError(f"timestamps must be epoch milliseconds in 0..{MAX_TS_MS}")
     sid, _, _, labels = _reading({**doc, "value": 0, "timestamp": None}, now_ms)
     n = len(values)
-    return Rows(msg=np.full(n, msg, np.int64), sensor_id=np.full(n, sid, object),
+    return Rows(msg=np.full(n, msg, np.int64),
+                sensor_id=None if sid is None else np.full(n, sid, object),
                 ts_ms=stamps.astype(np.int64), values=values.astype(np.float64),
                 labels=dict.fromkeys(range(n), labels) if labels else {})
 
@@ -358,7 +465,8 @@ def _concat(parts: list[Rows]) -> Rows:
     msg = np.concatenate([p.msg for p in parts])
     order = np.argsort(msg, kind="stable")  # back to message order
     out.msg = msg[order]
-    out.sensor_id = np.concatenate([p.sensor_id for p in parts])[order]
+    if any(p.sensor_id is not None for p in parts):
+        out.sensor_id = np.concatenate([p.sensor_ids() for p in parts])[order]
     out.ts_ms = np.concatenate([p.ts_ms for p in parts])[order]
     out.values = np.concatenate([p.values for p in parts])[order]
     if labels:

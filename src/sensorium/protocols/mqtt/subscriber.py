@@ -2,8 +2,9 @@
 
 Two threads. paho's network thread reads the socket (``client.BatchingClient``) and appends
 the messages to an inbox. The writer thread takes the inbox every ``flush_ms`` (or at
-``max_batch`` messages), turns it into columns (``ingest.to_columns``) and writes them as one
-durable commit (``ingest.write_columns``); only then are the QoS 1 messages of that flush
+``max_batch`` messages or ``max_batch_bytes`` of payload, never more in one write), turns it
+into columns (``ingest.to_columns``) and writes them as one durable commit
+(``ingest.write_columns``); only then are the QoS 1 messages of that flush
 acknowledged (PUBACK), so a broker redelivers whatever a crash caught before its write was
 durable. A failed write is retried with backoff and acknowledges nothing meanwhile; the
 inbox is bounded, so a slow writer stops the reader and TCP pushes back on the broker.
@@ -58,6 +59,8 @@ class Subscriber:
         self.options = options
         self.router = Router(options.subscriptions)
         self._inbox: list[Message] = []
+        self._inbox_bytes = 0  # payload bytes in the inbox
+        self._qos2 = False  # a QoS 2 message came through paho's path (rare)
         self._cond = threading.Condition()
         self._closing = False
         self._stopped = threading.Event()
@@ -143,20 +146,26 @@ class Subscriber:
         """paho's stock path: every message without ``BatchingClient``, QoS 2 with it (a
         publisher's QoS 2 arrives as QoS 1 on our subscriptions, so that is rare)."""
         generation = getattr(client, "generation", 0)
+        self._qos2 |= m.qos == 2
         self._deliver([Message(m._topic, m.payload, m.mid, m.qos, generation)])
 
     def _deliver(self, messages: list[Message]) -> None:
         o = self.options
+        nbytes = sum(map(len, [m[1] for m in messages]))
         with self._cond:
             if self._closing:  # after the last flush: not acknowledged, sent again later
                 return
             was_empty = not self._inbox
             self._inbox.extend(messages)
+            self._inbox_bytes += nbytes
             with self._lock:
                 self.counts["received"] += len(messages)
-            if was_empty or len(self._inbox) >= o.max_batch:
+            if (was_empty or len(self._inbox) >= o.max_batch
+                    or self._inbox_bytes >= o.max_batch_bytes):
                 self._cond.notify_all()
-            while len(self._inbox) >= PENDING_FLUSHES * o.max_batch and not self._closing:
+            while ((len(self._inbox) >= PENDING_FLUSHES * o.max_batch
+                    or self._inbox_bytes >= PENDING_FLUSHES * o.max_batch_bytes)
+                   and not self._closing):
                 self._cond.wait(0.1)  # backpressure: the writer is behind
 
     # -- writing (the writer thread) -------------------------------------------------------
@@ -169,14 +178,15 @@ class Subscriber:
                 while not self._inbox and not self._closing:
                     self._cond.wait()
                 deadline = time.monotonic() + flush_s
-                while len(self._inbox) < o.max_batch and not self._closing:
+                while (len(self._inbox) < o.max_batch
+                       and self._inbox_bytes < o.max_batch_bytes and not self._closing):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     self._cond.wait(left)
-                batch, self._inbox = self._inbox, []
+                batch = self._take()
                 self._cond.notify_all()  # a reader waiting on a full inbox
-                last = self._closing
+                last = self._closing and not self._inbox
             if batch:
                 try:
                     self._flush(batch)
@@ -187,6 +197,21 @@ class Subscriber:
             if last:
                 self._stopped.set()
                 return
+
+    def _take(self) -> list[Message]:
+        """The oldest messages of the inbox, up to ``max_batch`` messages and
+        ``max_batch_bytes`` payload bytes (at least one); called with ``_cond`` held."""
+        o = self.options
+        inbox = self._inbox
+        if len(inbox) <= o.max_batch and self._inbox_bytes <= o.max_batch_bytes:
+            self._inbox, self._inbox_bytes = [], 0
+            return inbox
+        n = min(len(inbox), o.max_batch)
+        sizes = np.cumsum(np.fromiter(map(len, [m[1] for m in inbox[:n]]), np.int64, n))
+        cut = max(1, int(np.searchsorted(sizes, o.max_batch_bytes, side="right")))
+        self._inbox = inbox[cut:]
+        self._inbox_bytes -= int(sizes[cut - 1])
+        return inbox[:cut]
 
     def _flush(self, batch: list[Message]) -> None:
         cols = to_columns(batch, self.router, int(time.time() * 1000))
@@ -235,10 +260,11 @@ class Subscriber:
     def _ack(self, batch: Sequence[Message]) -> None:
         client = self.client
         generation = client.generation if isinstance(client, BatchingClient) else 0
-        mids = [m.mid for m in batch if m.qos == 1 and m.generation == generation]
-        for m in batch:
-            if m.qos == 2 and m.generation == generation:
-                client.ack(m.mid, 2)  # PUBCOMP
+        mids = [m[2] for m in batch if m[3] == 1 and m[4] == generation]  # mid, qos, gen.
+        if self._qos2:
+            for m in batch:
+                if m.qos == 2 and m.generation == generation:
+                    client.ack(m.mid, 2)  # PUBCOMP
         if not mids:
             return
         if isinstance(client, BatchingClient):
