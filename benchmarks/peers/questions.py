@@ -96,27 +96,25 @@ def sensorium_request(w: Workload, a: Ask) -> tuple[str, dict[str, Any]]:
     if a.question == "raw_1h":
         tags = ",".join(f"{k}={v}" for k, v in w.tags(a.sensor).items())
         key = f"{MEASUREMENT},{tags}:{FIELD}"
-        return f"/api/series/{quote(key, safe='')}/range", span
+        return f"/api/series/{quote(key, safe='')}/range", {**span, "format": "columns"}
     zone = f"zone=z{a.zone:03d}"
     if a.question == "avg_1m":
         return "/api/aggregate", {"filter": ["type=temperature", zone], **span,
                                   "bucket": "1min", "aggregation": "avg"}
     if a.question == "avg_1m_mrange":
         return "/api/query", {"filter": ["type=temperature", zone], **span,
-                              "aggregation": "avg", "bucket": "60000"}
+                              "aggregation": "avg", "bucket": "60000", "format": "columns"}
     return "/api/latest", {"filter": ["type=humidity", zone]}
 
 
 def sensorium_answer(w: Workload, a: Ask, body: bytes) -> Answer:
     doc = json.loads(body)
     if a.question == "raw_1h":
-        pairs = doc["samples"]
-        return {_sensor(doc["key"]): ([p[0] for p in pairs], [p[1] for p in pairs])}
+        return {_sensor(doc["key"]): (doc["timestamps"], doc["values"])}
     if a.question == "avg_1m":
         return {_sensor(s["key"]): (s["timestamps"], s["values"]) for s in doc["series"]}
     if a.question == "avg_1m_mrange":
-        return {_sensor(s["key"]): ([p[0] for p in s["samples"]], [p[1] for p in s["samples"]])
-                for s in doc["series"]}
+        return {_sensor(s["key"]): (s["timestamps"], s["values"]) for s in doc["series"]}
     return {_sensor(s["key"]): ([s["timestamp"]], [s["value"]]) for s in doc["series"]}
 
 
