@@ -103,10 +103,15 @@ def aggregate(engine: Engine, sids: np.ndarray, lo: int, hi: int, agg: Aggregati
     # Tasks: (kind, exact) → parallel lists of (series index, rung sid, lo, hi).
     tasks: dict[tuple[int, int, bool], list[tuple[int, int, int, int]]] = {}
     parts: list[list[Part]] = []
+    plans: dict[tuple[planner.Source, ...], list[planner.Segment]] = {}  # alike series share
     for n, sid in enumerate(sids.tolist()):
         rungs = ladder(engine, sid)
-        plan = planner.plan([r.source for r in rungs], lo, hi, agg.bucket_ms, agg.align_ms,
-                            from_states=from_states, stitch=stitch)
+        shape = tuple(r.source for r in rungs)
+        plan = plans.get(shape)
+        if plan is None:
+            plan = plans[shape] = planner.plan(list(shape), lo, hi, agg.bucket_ms,
+                                               agg.align_ms, from_states=from_states,
+                                               stitch=stitch)
         mine = []
         for seg in reversed(plan):  # oldest first
             rung = rungs[seg.source]
@@ -124,7 +129,8 @@ def aggregate(engine: Engine, sids: np.ndarray, lo: int, hi: int, agg: Aggregati
         use = agg if exact else Aggregation(agg.aggregator, bucket_ms, align_ms)
         if bucket_ms == 0:
             rows = raw_rows(engine, rung_sid.astype(np.int32), int(t_lo.min()), int(t_hi.max()))
-            rows = _within(rows, rung_sid, t_lo, t_hi)
+            if t_lo.min() != t_lo.max() or t_hi.min() != t_hi.max():  # windows differ
+                rows = _within(rows, rung_sid, t_lo, t_hi)
             s, b, v = query.aggregate_samples(rows, use, (int(t_lo.min()), int(t_hi.max())))
         else:
             rows = tier_rows(engine, rung_sid, t_lo, t_hi, st.needs(agg.aggregator))
