@@ -148,9 +148,11 @@ class Session:
         out = make_batches(self.n_series, self.batch, count, first_second=self.next_second)
         self.next_second += count * self.batch // self.n_series
         if self.ids:  # resolved before timing, as a writer holding its sensors' ids would
-            ids = self.db.series_ids(sensor_keys(self.n_series), create=False)
-            at = {k: i for i, k in enumerate(sensor_keys(self.n_series).tolist())}
-            out = [Batch(ids[[at[k] for k in b.keys.tolist()]], b.ts, b.values) for b in out]
+            keys = sensor_keys(self.n_series)
+            id_of = dict(zip(keys.tolist(), self.db.series_ids(keys, create=False).tolist(),
+                             strict=True))
+            out = [Batch(np.array([id_of[k] for k in b.keys.tolist()], np.int32), b.ts,
+                         b.values) for b in out]
         return out
 
     def run(self, batches: list[Batch]) -> dict[str, Any]:
