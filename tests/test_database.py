@@ -459,3 +459,23 @@ def test_mrange_columns_equal_mrange(db):
                     next(iter(w.values()))
     with pytest.raises(TypeError):
         db.mrange_columns("-", "+", ["type=t"], bucket=5)
+
+
+def test_info_reports_each_series_own_bytes(db):
+    """memory_usage counts a series' unflushed rows; disk_bytes shares each block out by rows,
+    so after a checkpoint the series' shares add up to the raw blocks' size."""
+    db.create("big")
+    db.create("small")
+    db.madd(["big"] * 3000 + ["small"] * 1000, np.r_[np.arange(3000), np.arange(1000)],
+            np.round(np.random.default_rng(1).normal(20, 1, 4000), 2))
+    big, small = db.info("big"), db.info("small")
+    assert big["memory_usage"] == 3 * small["memory_usage"] > 0
+    assert big["disk_bytes"] == small["disk_bytes"] == 0
+    db.checkpoint()
+    big, small = db.info("big"), db.info("small")
+    assert big["memory_usage"] == small["memory_usage"] == 0
+    blocks = sum(b.size_bytes for s in db.engine.shards for b in s.raw.blocks)
+    assert abs(big["disk_bytes"] - 3 * small["disk_bytes"]) <= 3
+    assert abs(big["disk_bytes"] + small["disk_bytes"] - blocks) <= 1
+    db.add("small", 5000, 1.0)
+    assert db.info("small")["memory_usage"] > 0 and db.info("big")["memory_usage"] == 0

@@ -493,11 +493,15 @@ def info(engine: Engine, sid: int) -> dict:
     else:
         ts, _ = rule_samples(engine, rule, *ALL, latest=False)
     shard = engine._shard(sid)
+    # A tier is answered from its stream of bucket states, which the rules of one source and
+    # bucket (avg, min, max …) share: each of them reports the whole stream.
+    memory, disk = shard.raw.footprint(sid) if rule is None \
+        else shard.rollup.footprint(rule.stream)
     policy = int(reg.policy[sid])
     from ..model import DuplicatePolicy
     return {
         "total_samples": len(ts),
-        "memory_usage": len(ts) * 20,
+        "memory_usage": memory,
         "first_timestamp": int(ts[0]) if len(ts) else 0,
         "last_timestamp": int(ts[-1]) if len(ts) else 0,
         "retention_msecs": int(reg.retention_ms[sid]),
@@ -511,6 +515,5 @@ def info(engine: Engine, sid: int) -> dict:
                    engine.rules[d].align_ms] for d in meta.rules],
         "ignore_max_time_diff": meta.ignore_max_time_diff,
         "ignore_max_val_diff": meta.ignore_max_val_diff,
-        "disk_bytes": sum(b.size_bytes for s in engine.shards for t in (s.raw, s.rollup)
-                          for b in t.blocks),
+        "disk_bytes": disk,
     }

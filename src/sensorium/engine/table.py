@@ -278,8 +278,24 @@ class Table:
         return self.unsorted_rows + sum(len(p) for p in self.parts) + flushing
 
     def memory_bytes(self) -> int:
-        per_row = 4 + 8 + sum(np.dtype(d).itemsize for d in self.dtypes.values())
-        return self.memory_rows() * per_row
+        return self.memory_rows() * self._row_bytes()
+
+    def _row_bytes(self) -> int:
+        return 4 + 8 + sum(np.dtype(d).itemsize for d in self.dtypes.values())
+
+    def footprint(self, sid: int) -> tuple[int, int]:
+        """Bytes of one series: in memory (its head rows), and on disk (each block's size
+        shared out by rows, since a block compresses many series together)."""
+        rows = int(np.count_nonzero(self._buf.sids[: self.unsorted_rows] == sid))
+        for part in self.parts + self.flushing:
+            rows += int(np.searchsorted(part.sids, sid, "right")
+                        - np.searchsorted(part.sids, sid, "left"))
+        disk = 0.0
+        for b in self.blocks:
+            lo, hi = np.searchsorted(b.index_sids, [sid, sid + 1])
+            mine = int((b.index_end[lo:hi] - b.index_start[lo:hi]).sum())
+            disk += b.size_bytes * mine / max(b.rows, 1)
+        return rows * self._row_bytes(), round(disk)
 
     def snapshot_memory(self) -> list[Rows]:
         """Moves all in-memory rows to ``flushing`` and returns them (parts, oldest first).
