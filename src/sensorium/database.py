@@ -557,6 +557,10 @@ class Database:
             return out
 
     def info(self, key: str) -> dict[str, Any]:
+        """``TS.INFO`` fields (``total_samples``, ``first_timestamp``, ``labels``, ``rules``…)
+        plus the series' own storage: ``memory_usage``, the bytes of its rows not yet in a
+        block, and ``disk_bytes``, each block's size shared out among its series by rows
+        (a tier: of its stream of bucket states, shared with the tier's sibling rules)."""
         eng = self.engine
         with eng.lock:
             return read.info(eng, eng.registry.sid(key))
