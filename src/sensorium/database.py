@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from . import allocator
 from .config import DatabaseOptions
 from .engine import planner, policies, read, tiered
 from .engine.db import AppendResult, Engine
@@ -46,6 +47,8 @@ def open(path: str, options: DatabaseOptions | None = None, **kwargs: Any) -> Da
     """
     if kwargs:
         options = DatabaseOptions(**{**_asdict(options or DatabaseOptions()), **kwargs})
+    if (options or DatabaseOptions()).keep_freed_memory:
+        allocator.keep_freed_memory()
     return Database(Engine.open(path, options))
 
 
